@@ -1,0 +1,168 @@
+"""A time-multiplexed, event-driven dense LIF layer core.
+
+The core consumes an event stream (see :mod:`snn2hw.hw.events`) and produces one:
+
+* each input spike j costs 1 accept cycle plus ``groups`` integration cycles, adding weight row j to the
+  accumulator (``acc[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write);
+* each end-of-timestep costs 1 accept cycle, then per group a read cycle, an update cycle
+  (leak, reset, add current and bias, saturate, fire, clear the accumulator) and one cycle per spike emitted,
+  then one cycle for the end-of-timestep beat;
+* ``clear`` (from any state) zeroes membranes, spikes and accumulators in ``groups`` cycles.
+
+The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, ResetInserter, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..ir import Layer, Reset
+from ..passes.mapping import LayerMapping
+from .events import event_stream
+
+__all__ = ["DenseLIFLayer"]
+
+
+class DenseLIFLayer(wiring.Component):
+    """One dense layer + LIF neurons. Ports: ``clear`` (in pulse), ``idle`` (out: waiting for an event),
+    ``i_events`` (in stream, ``n_in`` neurons), ``o_events`` (out stream, ``n_out`` neurons)."""
+
+    def __init__(self, layer: Layer, mapping: LayerMapping, state_bits: int):
+        if (mapping.n_in, mapping.n_out) != (layer.n_in, layer.n_out):
+            raise ValueError(f"mapping {mapping.name!r} does not match layer {layer.name!r}")
+        self.layer, self.mapping, self.state_bits = layer, mapping, state_bits
+        super().__init__({
+            "clear": In(1),
+            "idle": Out(1),
+            "i_events": In(event_stream(layer.n_in)),
+            "o_events": Out(event_stream(layer.n_out)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, mp, lanes, groups = self.layer, self.mapping, self.mapping.lanes, self.mapping.groups
+        state_layout = data.StructLayout({"v": signed(self.state_bits), "s": unsigned(1)})
+
+        m.submodules.weights = weights = memory.Memory(
+            shape=data.ArrayLayout(signed(mp.weight_bits), lanes), depth=mp.weight_words,
+            init=mp.weight_words_init(layer))
+        m.submodules.acc = acc = memory.Memory(
+            shape=data.ArrayLayout(signed(mp.acc_bits), lanes), depth=groups, init=[])
+        m.submodules.state = state = memory.Memory(
+            shape=data.ArrayLayout(state_layout, lanes), depth=groups, init=[])
+        w_rd = weights.read_port()
+        acc_rd, acc_wr = acc.read_port(), acc.write_port()
+        st_rd, st_wr = state.read_port(), state.write_port()
+        if mp.has_bias:
+            m.submodules.bias = bias = memory.Memory(
+                shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
+            bias_rd = bias.read_port()
+
+        group = Signal(range(max(groups, 2)))
+        last_group = group == groups - 1
+        row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the event being integrated
+        last_step = Signal()                                  # the pending end-of-timestep ends the inference
+        spikes = Signal(lanes)                                # spikes of the current group not yet emitted
+
+        # Integration pipeline: the read issued in one cycle is added and written back in the next.
+        integ_valid = Signal()
+        integ_group = Signal.like(group)
+        m.d.sync += integ_valid.eq(0)
+        with m.If(integ_valid):
+            m.d.comb += [acc_wr.addr.eq(integ_group), acc_wr.en.eq(1)]
+            for k in range(lanes):
+                m.d.comb += acc_wr.data[k].eq(acc_rd.data[k] + w_rd.data[k])
+
+        # The neuron update of one group, from the state/acc words read in the previous cycle.
+        new_state = Signal(data.ArrayLayout(state_layout, lanes))
+        fired = Signal(lanes)
+        for k in range(lanes):
+            m.d.comb += self._update_lane(m, k, st_rd.data[k], acc_rd.data[k],
+                                          bias_rd.data[k] if mp.has_bias else 0, new_state[k], fired[k])
+
+        lane = Signal(range(max(lanes, 2)))                   # lowest set bit of `spikes`
+        for k in reversed(range(lanes)):
+            with m.If(spikes[k]):
+                m.d.comb += lane.eq(k)
+
+        payload = self.i_events.payload
+        with m.FSM(init="CLEAR"):
+            with m.State("CLEAR"):
+                m.d.comb += [acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0),
+                             st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(0)]
+                m.d.sync += group.eq(group + 1)
+                with m.If(last_group):
+                    m.d.sync += group.eq(0)
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += [self.idle.eq(1), self.i_events.ready.eq(1)]
+                with m.If(self.i_events.valid):
+                    m.d.sync += group.eq(0)
+                    with m.If(payload.eot):
+                        m.d.sync += last_step.eq(payload.last)
+                        m.next = "FIRE_READ"
+                    with m.Else():
+                        m.d.sync += row_base.eq(payload.index * groups)
+                        m.next = "INTEGRATE"
+            with m.State("INTEGRATE"):
+                m.d.comb += [w_rd.addr.eq(row_base + group), acc_rd.addr.eq(group)]
+                m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
+                with m.If(last_group):
+                    m.d.sync += group.eq(0)
+                    m.next = "WAIT"
+            with m.State("FIRE_READ"):
+                m.d.comb += [acc_rd.addr.eq(group), st_rd.addr.eq(group)]
+                if mp.has_bias:
+                    m.d.comb += bias_rd.addr.eq(group)
+                m.next = "FIRE_WRITE"
+            with m.State("FIRE_WRITE"):
+                m.d.comb += [st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(new_state),
+                             acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0)]
+                m.d.sync += spikes.eq(fired)
+                m.next = "EMIT"
+            with m.State("EMIT"):
+                with m.If(spikes == 0):
+                    m.d.sync += group.eq(group + 1)
+                    with m.If(last_group):
+                        m.d.sync += group.eq(0)
+                        m.next = "END_STEP"
+                    with m.Else():
+                        m.next = "FIRE_READ"
+                with m.Else():
+                    m.d.comb += [self.o_events.valid.eq(1),
+                                 self.o_events.payload.index.eq(group * lanes + lane)]
+                    with m.If(self.o_events.ready):
+                        m.d.sync += spikes.eq(spikes & ~(1 << lane))
+            with m.State("END_STEP"):
+                m.d.comb += [self.o_events.valid.eq(1), self.o_events.payload.eot.eq(1),
+                             self.o_events.payload.last.eq(last_step)]
+                with m.If(self.o_events.ready):
+                    m.next = "WAIT"
+        # `clear` returns every register, the FSM included, to its initial value: the CLEAR state.
+        return ResetInserter(self.clear)(m)
+
+    def _update_lane(self, m, k, old, acc, bias, new, fired):
+        """Statements computing lane k's new state and spike (the integer LIF of :mod:`snn2hw.ir`)."""
+        layer, bits = self.layer, self.state_bits
+        width = max(bits + 2, self.mapping.acc_bits + 1, self.mapping.bias_bits + 1,
+                    layer.threshold.bit_length() + 1) + 3
+        leak = Signal(signed(bits + 2), name=f"leak{k}")
+        u = Signal(signed(width), name=f"u{k}")
+        v = Signal(signed(bits), name=f"v{k}")
+        decayed = (old.v * layer.beta_q) >> layer.frac_bits  # arithmetic shift: floor(beta_q * v / 2^F)
+        statements = [leak.eq(Mux(old.s, 0, decayed) if layer.reset is Reset.ZERO else decayed)]
+        if layer.reset is Reset.SUBTRACT:
+            statements.append(u.eq(leak + acc + bias - Mux(old.s, layer.threshold, 0)))
+        else:
+            statements.append(u.eq(leak + acc + bias))
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        # Padding lanes of the last group have zero weights and bias, so they stay at 0 and never fire.
+        statements += [
+            v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))),
+            new.v.eq(v),
+            new.s.eq(v > layer.threshold),
+            fired.eq(v > layer.threshold),
+        ]
+        return statements

@@ -1,0 +1,239 @@
+"""The intermediate representation: what importers produce and what passes, golden model and hardware consume.
+
+Two levels:
+
+* :class:`SourceNetwork` holds the model as the user trained it (float parameters, snnTorch semantics).
+* :class:`Network` holds the compiled integer network whose semantics :mod:`snn2hw.golden` defines.
+
+Both are sequences of dense layers, each a fully connected synapse ``I = W x + b`` followed by a leaky
+integrate-and-fire neuron (snnTorch ``Leaky`` with ``reset_delay=True``). Integer LIF semantics, per layer,
+with v[-1] = 0 and s[-1] = 0 at the start of every inference::
+
+    I[t] = W x[t] + b
+    subtract: u = floor(beta_q * v[t-1] / 2^F) + I[t] - s[t-1] * theta
+    zero:     u = floor(beta_q * (1 - s[t-1]) * v[t-1] / 2^F) + I[t]
+    none:     u = floor(beta_q * v[t-1] / 2^F) + I[t]
+    v[t] = clamp(u, -2^(B-1), 2^(B-1) - 1)
+    s[t] = 1 if v[t] > theta else 0
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import QuantizationError
+
+__all__ = ["Reset", "SourceLayer", "SourceNetwork", "Layer", "Network"]
+
+
+class Reset(enum.Enum):
+    """What a spike at t-1 does to the membrane at t (snnTorch ``reset_mechanism``)."""
+
+    SUBTRACT = "subtract"
+    ZERO = "zero"
+    NONE = "none"
+
+    @classmethod
+    def from_snntorch_val(cls, value: int) -> "Reset":
+        """Map snnTorch's ``reset_mechanism_val`` buffer (0, 1, 2) to a :class:`Reset`."""
+        table = {0: cls.SUBTRACT, 1: cls.ZERO, 2: cls.NONE}
+        if value not in table:
+            raise QuantizationError(f"reset_mechanism_val {value!r} is not 0 (subtract), 1 (zero) or 2 (none)")
+        return table[value]
+
+
+def _frozen_array(values, dtype, what: str, layer: str) -> np.ndarray:
+    array = np.array(values, dtype=dtype, copy=True)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = array[~np.isfinite(array)].flat[0]
+        raise QuantizationError(f"layer {layer!r}: {what} contains {bad} (NaN/Inf)")
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class SourceLayer:
+    """A dense layer plus LIF neuron, as imported, in float (snnTorch semantics).
+
+    ``weight`` is [n_out, n_in] like ``nn.Linear.weight``; ``bias`` is [n_out] (zeros when absent);
+    ``beta`` and ``threshold`` are scalars.
+    """
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    beta: float
+    threshold: float
+    reset: Reset
+
+    def __post_init__(self):
+        weight = _frozen_array(self.weight, np.float64, "weight", self.name)
+        if weight.ndim != 2 or 0 in weight.shape:
+            raise QuantizationError(f"layer {self.name!r}: weight must be a non-empty 2-D matrix, got shape "
+                                    f"{tuple(weight.shape)}")
+        bias = _frozen_array(self.bias, np.float64, "bias", self.name)
+        if bias.shape != (weight.shape[0],):
+            raise QuantizationError(f"layer {self.name!r}: bias has shape {tuple(bias.shape)}, expected "
+                                    f"({weight.shape[0]},)")
+        beta, threshold = float(self.beta), float(self.threshold)
+        if not math.isfinite(beta) or not 0.0 <= beta <= 1.0:
+            raise QuantizationError(f"layer {self.name!r}: beta {beta} is outside [0, 1]")
+        if not math.isfinite(threshold) or threshold <= 0.0:
+            raise QuantizationError(f"layer {self.name!r}: threshold {threshold} must be finite and > 0")
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "bias", bias)
+        object.__setattr__(self, "beta", beta)
+        object.__setattr__(self, "threshold", threshold)
+        if not isinstance(self.reset, Reset):
+            raise QuantizationError(f"layer {self.name!r}: reset {self.reset!r} is not a Reset")
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class SourceNetwork:
+    """An imported model: a chain of :class:`SourceLayer`, each feeding its spikes to the next."""
+
+    layers: tuple[SourceLayer, ...]
+    origin: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        _check_chain(self.layers)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """A compiled integer layer; see the module docstring for its exact semantics.
+
+    ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
+    ``threshold`` the integer theta > 0.
+    """
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    beta_q: int
+    frac_bits: int
+    threshold: int
+    reset: Reset
+
+    def __post_init__(self):
+        for what in ("weight", "bias"):
+            values = np.asarray(getattr(self, what))
+            if values.dtype.kind == "f":
+                if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+                    raise QuantizationError(f"layer {self.name!r}: integer {what} has non-integer values")
+            object.__setattr__(self, what, _frozen_array(values, np.int64, what, self.name))
+        if self.weight.ndim != 2 or 0 in self.weight.shape:
+            raise QuantizationError(f"layer {self.name!r}: weight must be a non-empty 2-D matrix")
+        if self.bias.shape != (self.weight.shape[0],):
+            raise QuantizationError(f"layer {self.name!r}: bias shape {self.bias.shape} does not match weight")
+        if not 0 <= self.frac_bits <= 24:
+            raise QuantizationError(f"layer {self.name!r}: frac_bits {self.frac_bits} is outside [0, 24]")
+        if not 0 <= self.beta_q <= 1 << self.frac_bits:
+            raise QuantizationError(f"layer {self.name!r}: beta_q {self.beta_q} is outside [0, 2^{self.frac_bits}]")
+        if self.threshold <= 0:
+            raise QuantizationError(f"layer {self.name!r}: threshold {self.threshold} must be > 0")
+        object.__setattr__(self, "beta_q", int(self.beta_q))
+        object.__setattr__(self, "frac_bits", int(self.frac_bits))
+        object.__setattr__(self, "threshold", int(self.threshold))
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def beta(self) -> float:
+        return self.beta_q / (1 << self.frac_bits)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
+            "beta_q": self.beta_q, "frac_bits": self.frac_bits, "beta": self.beta,
+            "threshold": self.threshold, "reset": self.reset.value,
+            "weight": self.weight.tolist(), "bias": self.bias.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Layer":
+        weight = np.array(obj["weight"], dtype=np.int64).reshape(obj["n_out"], obj["n_in"])
+        return cls(name=obj["name"], weight=weight, bias=np.array(obj["bias"], dtype=np.int64),
+                   beta_q=obj["beta_q"], frac_bits=obj["frac_bits"], threshold=obj["threshold"],
+                   reset=Reset(obj["reset"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A compiled integer network: layers plus the membrane width ``state_bits`` (B) shared by all."""
+
+    layers: tuple[Layer, ...]
+    state_bits: int = 16
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        _check_chain(self.layers)
+        if not 2 <= self.state_bits <= 32:
+            raise QuantizationError(f"state bits {self.state_bits} is outside [2, 32]")
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def state_min(self) -> int:
+        return -(1 << (self.state_bits - 1))
+
+    @property
+    def state_max(self) -> int:
+        return (1 << (self.state_bits - 1)) - 1
+
+    def to_json(self) -> dict:
+        return {"format": "snn2hw-network", "version": 1, "state_bits": self.state_bits,
+                "metadata": self.metadata, "layers": [layer.to_json() for layer in self.layers]}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Network":
+        if obj.get("format") != "snn2hw-network":
+            raise QuantizationError("not an snn2hw network description (missing format: snn2hw-network)")
+        return cls(layers=tuple(Layer.from_json(layer) for layer in obj["layers"]),
+                   state_bits=obj["state_bits"], metadata=obj.get("metadata", {}))
+
+
+def _check_chain(layers) -> None:
+    if not layers:
+        raise QuantizationError("the network has no layers")
+    names = [layer.name for layer in layers]
+    if len(set(names)) != len(names):
+        raise QuantizationError(f"layer names are not unique: {names}")
+    for prev, layer in zip(layers, layers[1:]):
+        if layer.n_in != prev.n_out:
+            raise QuantizationError(f"layer {layer.name!r} takes {layer.n_in} inputs but layer {prev.name!r} "
+                                    f"gives {prev.n_out} spikes")

