@@ -1,0 +1,92 @@
+"""The cycle model: exact cycles per inference of the generated hardware, from spike activity alone.
+
+It replays the handshakes of :mod:`snn2hw.hw.lif_layer` at beat level: every layer core is a process
+that receives beats on its input link and sends beats on its output link; a beat moves when the sender
+offers it and the receiver waits for it (the later of the two cycles). Costs per layer core (G = groups):
+
+* ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
+* an input spike taken at cycle a: the core waits again at a + 1 + G;
+* an end-of-timestep taken at cycle a: per group 2 cycles (read, update), then each spike of the group
+  offered one per cycle, then 1 cycle; then the end-of-timestep beat is offered; the core waits again the
+  cycle after it is taken.
+
+The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
+cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.
+"""
+
+from __future__ import annotations
+
+from typing import Generator
+
+import numpy as np
+
+from ..golden import Trace, as_batch, run
+from ..ir import Network
+from ..passes.mapping import LayerMapping
+
+__all__ = ["inference_cycles", "batch_cycles"]
+
+_Process = Generator[tuple[str, int], int, None]
+
+
+def _host(input_raster: np.ndarray) -> _Process:
+    cycle = 1
+    for step in input_raster:
+        for _ in range(int(step.sum()) + 1):          # spikes, then end-of-timestep
+            cycle = (yield ("send", cycle)) + 1
+
+
+def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.ndarray) -> _Process:
+    groups, lanes = mapping.groups, mapping.lanes
+    cycle = groups + 1
+    for in_step, out_step in zip(input_raster, output_raster):
+        for _ in range(int(in_step.sum())):
+            cycle = (yield ("recv", cycle)) + 1 + groups
+        cycle = (yield ("recv", cycle)) + 1
+        for g in range(groups):
+            cycle += 2
+            for _ in range(int(out_step[g * lanes:(g + 1) * lanes].sum())):
+                cycle = (yield ("send", cycle)) + 1
+            cycle += 1
+        cycle = (yield ("send", cycle)) + 1
+
+
+def _sink() -> _Process:
+    while True:
+        yield ("recv", 0)
+
+
+def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarray]) -> int:
+    """Cycles from ``start`` to ``done`` for one sample; ``rasters`` = [input, layer 1 spikes, ...],
+    each [T, n]."""
+    processes = [_host(rasters[0])]
+    processes += [_core(mapping, rasters[i], rasters[i + 1]) for i, mapping in enumerate(mappings)]
+    processes.append(_sink())
+    pending = [next(process) for process in processes]
+    last_transfer = 0
+    active = True
+    while active:
+        active = False
+        for link in range(len(processes) - 1):
+            sender, receiver = pending[link], pending[link + 1]
+            if sender is None or receiver is None or sender[0] != "send" or receiver[0] != "recv":
+                continue
+            moved = max(sender[1], receiver[1])
+            if link == len(processes) - 2:
+                last_transfer = moved
+            for index in (link, link + 1):
+                try:
+                    pending[index] = processes[index].send(moved)
+                except StopIteration:
+                    pending[index] = None
+            active = True
+    return last_transfer + 1
+
+
+def batch_cycles(network: Network, mappings: tuple[LayerMapping, ...], inputs: np.ndarray,
+                 trace: Trace | None = None) -> list[int]:
+    """Cycles per inference for every sample of ``inputs`` [B, T, n_in]."""
+    batch = as_batch(inputs, network.n_in)
+    trace = trace if trace is not None else run(network, batch)
+    return [inference_cycles(mappings, [batch[b]] + [spikes[b] for spikes in trace.spikes])
+            for b in range(batch.shape[0])]
