@@ -1,0 +1,87 @@
+"""The compiled design directory (OUTDIR): what ``compile`` writes and ``simulate``/``verify`` read.
+
+Files: ``snn_accelerator.v`` (the Verilog, one top module), ``network.json`` (the compiled integer network,
+compile options and layer mappings, readable) and ``report.json``. A directory is written under a
+temporary name beside OUTDIR and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OutputError, Snn2hwError
+from ..ir import Network
+from ..passes.mapping import LayerMapping, map_network
+
+__all__ = ["CompiledDesign", "staged_directory", "VERILOG_FILE", "NETWORK_FILE", "REPORT_FILE", "write_json"]
+
+VERILOG_FILE = "snn_accelerator.v"
+NETWORK_FILE = "network.json"
+REPORT_FILE = "report.json"
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@dataclass(frozen=True)
+class CompiledDesign:
+    """A compiled design on disk: its directory, network, compile options and layer mappings."""
+
+    path: Path
+    network: Network
+    options: dict
+    mappings: tuple[LayerMapping, ...]
+
+    @property
+    def verilog_path(self) -> Path:
+        return self.path / VERILOG_FILE
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.options["timesteps"])
+
+    @classmethod
+    def load(cls, outdir) -> "CompiledDesign":
+        path = Path(outdir)
+        for name in (NETWORK_FILE, VERILOG_FILE):
+            if not (path / name).is_file():
+                raise OutputError(f"{path} is not a compiled design: {name} is missing (run snn2hw compile)")
+        try:
+            description = json.loads((path / NETWORK_FILE).read_text())
+            network = Network.from_json(description)
+            options = description["compile"]
+            mappings = map_network(network, int(options["lanes"]))
+        except Snn2hwError as exc:
+            raise OutputError(f"{path / NETWORK_FILE}: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OutputError(f"{path / NETWORK_FILE} is malformed ({type(exc).__name__}: {exc})") from None
+        return cls(path=path, network=network, options=options, mappings=mappings)
+
+
+@contextlib.contextmanager
+def staged_directory(outdir, force: bool = False):
+    """Yield a fresh temporary directory that replaces ``outdir`` only if the block succeeds.
+
+    An existing non-empty ``outdir`` is an error unless ``force``.
+    """
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output path {outdir} exists and is not a directory")
+    if outdir.is_dir() and any(outdir.iterdir()) and not force:
+        raise OutputError(f"output directory {outdir} already exists and is not empty (use --force to replace it)")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        yield staging
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        staging.rename(outdir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

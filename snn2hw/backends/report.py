@@ -1,0 +1,53 @@
+"""report.json: board, resource estimate, latency from the cycle model, per-layer shapes, timings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Network
+from ..passes.mapping import LayerMapping
+from .boards import Board
+from .cycle_model import batch_cycles, inference_cycles
+from .resources import estimate_resources, layer_memories
+
+__all__ = ["reference_stimuli", "latency_report", "build_report", "REFERENCE_RATE", "REFERENCE_SAMPLES"]
+
+REFERENCE_RATE = 0.13       # MNIST's mean pixel intensity, as in BENCHMARKS.md
+REFERENCE_SAMPLES = 16
+REFERENCE_SEED = 0
+
+
+def reference_stimuli(n_in: int, timesteps: int) -> np.ndarray:
+    """The fixed stimuli the report's latency is modelled on: Bernoulli(0.13) spikes, seed 0."""
+    rng = np.random.default_rng(REFERENCE_SEED)
+    return (rng.random((REFERENCE_SAMPLES, timesteps, n_in)) < REFERENCE_RATE).astype(np.uint8)
+
+
+def latency_report(network: Network, mappings: tuple[LayerMapping, ...], timesteps: int) -> dict:
+    """Cycles per inference from the cycle model: mean over the reference stimuli, and the bound when
+    every neuron of every layer fires at every timestep."""
+    cycles = batch_cycles(network, mappings, reference_stimuli(network.n_in, timesteps))
+    mean = float(np.mean(cycles))
+    everything = [np.ones((timesteps, network.n_in), np.uint8)]
+    everything += [np.ones((timesteps, layer.n_out), np.uint8) for layer in network.layers]
+    return {"timesteps": timesteps, "cycles_per_timestep": round(mean / timesteps, 2),
+            "cycles_per_inference": round(mean, 2), "cycles_per_inference_max": inference_cycles(mappings, everything),
+            "us_per_inference": None, "source": "model",
+            "stimulus": f"Bernoulli({REFERENCE_RATE}) input spikes, {REFERENCE_SAMPLES} samples, seed {REFERENCE_SEED}"}
+
+
+def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Board, timesteps: int,
+                 quantization: dict, timings: dict) -> dict:
+    layers = []
+    for layer, mapping in zip(network.layers, mappings):
+        layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
+                       "weight_bits": mapping.weight_bits, "memory": "EBR", "lanes": mapping.lanes,
+                       "groups": mapping.groups, "acc_bits": mapping.acc_bits, "reset": layer.reset.value,
+                       "beta": layer.beta, "threshold": layer.threshold,
+                       "memories": {name: {"width": w, "depth": d}
+                                    for name, (w, d) in layer_memories(mapping, network.state_bits).items()}})
+    return {"board": board.name, "device": board.device,
+            "resources": estimate_resources(mappings, network.state_bits, board), "resources_source": "estimate",
+            "fmax_mhz": None, "latency": latency_report(network, mappings, timesteps),
+            "state_bits": network.state_bits, "layers": layers, "quantization": quantization,
+            "tools": {}, "timings_s": timings}

@@ -1,0 +1,135 @@
+"""The compile pipeline: a list of named steps over one :class:`CompileConfig`, each step timed.
+
+import -> quantize -> map -> fit check -> emit Verilog -> report, written atomically into OUTDIR.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import golden
+from .backends.boards import Board, load_board
+from .backends.design import NETWORK_FILE, REPORT_FILE, VERILOG_FILE, staged_directory, write_json
+from .backends.report import build_report, reference_stimuli
+from .backends.resources import check_fit
+from .backends.verilog import emit_verilog
+from .errors import Snn2hwError
+from .hw.accelerator import TOP_NAME
+from .importers import load_model
+from .ir import Network, SourceNetwork
+from .passes.mapping import LayerMapping, map_network
+from .passes.quantize import QuantizationReport, quantize
+
+__all__ = ["CompileConfig", "CompileResult", "compile_model", "fidelity"]
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """Everything ``snn2hw compile`` is asked to do."""
+
+    model: str
+    outdir: str
+    board: str = "ice40"
+    state_bits: int = 16
+    timesteps: int = 25
+    lanes: int = 1
+    weight_bits: int | None = None
+    frac_bits: int | None = None
+    force: bool = False
+
+    def validate(self) -> None:
+        if self.timesteps < 1:
+            raise Snn2hwError(f"--timesteps must be >= 1, got {self.timesteps}")
+        if not 2 <= self.state_bits <= 32:
+            raise Snn2hwError(f"--state-bits must be in [2, 32], got {self.state_bits}")
+        if self.lanes < 1:
+            raise Snn2hwError(f"--lanes must be >= 1, got {self.lanes}")
+
+
+@dataclass
+class CompileResult:
+    """What a compile produced, for the CLI to print."""
+
+    outdir: Path
+    network: Network | None = None
+    source: SourceNetwork | None = None
+    mappings: tuple[LayerMapping, ...] = ()
+    board: Board | None = None
+    quantization: QuantizationReport | None = None
+    fidelity: dict | None = None
+    verilog: str = ""
+    report: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def fidelity(source: SourceNetwork, network: Network, inputs: np.ndarray) -> dict:
+    """Agreement of the integer network with the float model: output spikes and predicted class
+    (the neuron with most output spikes, ties to the lowest index)."""
+    ref, got = golden.run_float(source, inputs).output, golden.run(network, inputs).output
+    classes_ref, classes_got = ref.sum(axis=1).argmax(axis=1), got.sum(axis=1).argmax(axis=1)
+    return {"samples": int(inputs.shape[0]), "spike_agreement": float(np.mean(ref == got)),
+            "class_agreement": float(np.mean(classes_ref == classes_got))}
+
+
+def _step_import(config: CompileConfig, result: CompileResult) -> None:
+    result.source = load_model(config.model)
+    result.board = load_board(config.board)
+
+
+def _step_quantize(config: CompileConfig, result: CompileResult) -> None:
+    result.network, result.quantization = quantize(result.source, state_bits=config.state_bits,
+                                                   weight_bits=config.weight_bits, frac_bits=config.frac_bits)
+    if not result.quantization.exact:
+        stimuli = reference_stimuli(result.network.n_in, config.timesteps)
+        result.fidelity = fidelity(result.source, result.network, stimuli)
+
+
+def _step_map(config: CompileConfig, result: CompileResult) -> None:
+    result.mappings = map_network(result.network, config.lanes)
+    check_fit(result.mappings, result.network.state_bits, result.board)
+
+
+def _step_emit(config: CompileConfig, result: CompileResult) -> None:
+    result.verilog = emit_verilog(result.network, result.mappings)
+
+
+def _step_report(config: CompileConfig, result: CompileResult) -> None:
+    quantization = result.quantization.to_json()
+    if result.fidelity is not None:
+        quantization["fidelity"] = result.fidelity
+    result.report = build_report(result.network, result.mappings, result.board, config.timesteps,
+                                 quantization, result.timings)
+
+
+STEPS: list[tuple[str, Callable[[CompileConfig, CompileResult], None]]] = [
+    ("import", _step_import), ("quantize", _step_quantize), ("map", _step_map),
+    ("emit", _step_emit), ("report", _step_report),
+]
+
+
+def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambda step: None) -> CompileResult:
+    """Run every step, then write OUTDIR (Verilog, network.json, report.json) all at once."""
+    config.validate()
+    result = CompileResult(outdir=Path(config.outdir))
+    started = time.perf_counter()
+    for name, step in STEPS:
+        progress(name)
+        step_start = time.perf_counter()
+        step(config, result)
+        result.timings[name] = round(time.perf_counter() - step_start, 3)
+    result.timings["compile"] = round(time.perf_counter() - started, 3)
+    options = {key: value for key, value in asdict(config).items() if key not in ("outdir", "force")}
+    options.update(top=TOP_NAME, verilog=VERILOG_FILE, model=str(Path(config.model).name))
+    description = result.network.to_json()
+    description["compile"] = options
+    description["mappings"] = [mapping.to_json() for mapping in result.mappings]
+    with staged_directory(config.outdir, force=config.force) as staging:
+        (staging / VERILOG_FILE).write_text(result.verilog)
+        write_json(staging / NETWORK_FILE, description)
+        write_json(staging / REPORT_FILE, result.report)
+    return result

@@ -1,0 +1,55 @@
+"""Simulate a compiled design on input spikes: the RTL (Verilog on disk, Verilator) or the golden model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import golden
+from ..backends.cycle_model import batch_cycles, inference_cycles
+from ..backends.design import CompiledDesign
+from ..errors import VerificationError
+from .verilator import RtlSimulator
+
+__all__ = ["SimulationResult", "simulate_design", "cycle_budget", "ENGINES"]
+
+ENGINES = ("rtl", "golden")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Output spikes uint8 [B, T, n_out] and cycles per inference (measured for rtl, modelled for golden)."""
+
+    outputs: np.ndarray
+    cycles: list[int]
+    engine: str
+
+
+def cycle_budget(design: CompiledDesign, timesteps: int) -> int:
+    """A timeout twice the cycles of the busiest possible inference (every neuron firing every step)."""
+    busiest = [np.ones((timesteps, design.network.n_in), np.uint8)]
+    busiest += [np.ones((timesteps, layer.n_out), np.uint8) for layer in design.network.layers]
+    return 2 * inference_cycles(design.mappings, busiest) + 100
+
+
+def rtl_simulator(design: CompiledDesign, waves: bool = False) -> RtlSimulator:
+    return RtlSimulator(design.verilog_path, design.path / ".sim", waves=waves)
+
+
+def simulate_design(design: CompiledDesign, inputs: np.ndarray, engine: str = "rtl",
+                    vcd_path: Path | None = None) -> SimulationResult:
+    """Run ``inputs`` ([B, T, n_in] or [T, n_in], 0/1) through the design with the chosen engine."""
+    batch = golden.as_batch(inputs, design.network.n_in)
+    if engine == "golden":
+        trace = golden.run(design.network, batch)
+        return SimulationResult(trace.output, batch_cycles(design.network, design.mappings, batch, trace), engine)
+    if engine != "rtl":
+        raise VerificationError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    simulator = rtl_simulator(design, waves=vcd_path is not None)
+    results, error = simulator.run(batch, design.network.n_out, cycle_budget(design, batch.shape[1]), vcd_path)
+    if error:
+        raise VerificationError(f"RTL simulation failed at {error}")
+    return SimulationResult(np.stack([r.raster for r in results]).astype(np.uint8), [r.cycles for r in results],
+                            engine)

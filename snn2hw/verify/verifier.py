@@ -1,0 +1,119 @@
+"""``snn2hw verify``: drive the Verilog on disk with random and edge-case stimuli and compare every output
+spike with the golden model (exact equality). On a mismatch, report the first divergence and keep a VCD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import golden
+from ..backends.cycle_model import batch_cycles
+from ..backends.design import CompiledDesign
+from .simulate import cycle_budget, rtl_simulator
+
+__all__ = ["make_stimuli", "Divergence", "VerifyOutcome", "verify_design", "first_divergence",
+           "FAILURE_VCD"]
+
+FAILURE_VCD = "verify_failure.vcd"
+
+
+def make_stimuli(n_in: int, timesteps: int, samples: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """``samples`` stimuli [samples, T, n_in] with their names: edge cases first (silence, every input
+    firing, a saturating burst then silence, one input firing alone), then random rates."""
+    rng = np.random.default_rng(seed)
+    half = max(1, timesteps // 2)
+    burst = np.zeros((timesteps, n_in), np.uint8)
+    burst[:half] = 1
+    lone = np.zeros((timesteps, n_in), np.uint8)
+    lone[:, rng.integers(n_in)] = 1
+    cases = [("silence", np.zeros((timesteps, n_in), np.uint8)),
+             ("all inputs firing", np.ones((timesteps, n_in), np.uint8)),
+             ("saturating burst then silence", burst), ("one input firing", lone)]
+    stimuli, names = [], []
+    for index in range(samples):
+        if index < len(cases):
+            name, spikes = cases[index]
+        else:
+            rate = float(rng.choice([0.02, 0.1, 0.3, 0.6, 0.9]))
+            name, spikes = f"random rate {rate}", (rng.random((timesteps, n_in)) < rate).astype(np.uint8)
+        stimuli.append(spikes)
+        names.append(name)
+    return np.stack(stimuli), names
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first output spike where RTL and golden model differ."""
+
+    sample: int
+    stimulus: str
+    layer: str
+    neuron: int
+    timestep: int
+    expected: int
+    got: int
+    membrane: int
+    membrane_before: int
+
+    def describe(self) -> str:
+        return (f"first divergence: sample {self.sample} ({self.stimulus}), layer {self.layer!r}, "
+                f"neuron {self.neuron}, timestep {self.timestep}: expected spike {self.expected}, got "
+                f"{self.got} (golden membrane {self.membrane}, was {self.membrane_before} at t-1)")
+
+
+@dataclass
+class VerifyOutcome:
+    samples: int
+    matched: int
+    divergence: Divergence | None = None
+    error: str = ""
+    rtl_cycles: list[int] = field(default_factory=list)
+    model_cycles: list[int] = field(default_factory=list)
+    vcd: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None and not self.error and self.matched == self.samples
+
+
+def first_divergence(expected: np.ndarray, got: np.ndarray, trace: golden.Trace, layer: str,
+                     names: list[str]) -> Divergence | None:
+    """Locate the first (sample, timestep, neuron) where the rasters differ, in that order."""
+    where = np.argwhere(expected != got)
+    if where.size == 0:
+        return None
+    sample, step, neuron = (int(i) for i in where[0])
+    membranes = trace.membranes[-1]
+    return Divergence(sample=sample, stimulus=names[sample], layer=layer, neuron=neuron, timestep=step,
+                      expected=int(expected[sample, step, neuron]), got=int(got[sample, step, neuron]),
+                      membrane=int(membranes[sample, step, neuron]),
+                      membrane_before=int(membranes[sample, step - 1, neuron]) if step else 0)
+
+
+def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: bool = True) -> VerifyOutcome:
+    """Simulate the Verilog file in ``design`` on ``samples`` stimuli and compare with the golden model."""
+    spikes, names = make_stimuli(design.network.n_in, design.timesteps, samples, seed)
+    trace = golden.run(design.network, spikes)
+    outcome = VerifyOutcome(samples=samples, matched=0,
+                            model_cycles=batch_cycles(design.network, design.mappings, spikes, trace))
+    budget = cycle_budget(design, design.timesteps)
+    results, error = rtl_simulator(design).run(spikes, design.network.n_out, budget)
+    outcome.rtl_cycles = [result.cycles for result in results]
+    got = np.zeros_like(trace.output)
+    for index, result in enumerate(results):
+        got[index] = result.raster
+    done = len(results)
+    outcome.divergence = first_divergence(trace.output[:done], got[:done], trace, design.network.layers[-1].name,
+                                          names)
+    if outcome.divergence is None and error:
+        outcome.error = f"sample {done} ({names[done]}): {error.split(': ', 1)[-1]}" if done < samples else error
+    bad_sample = outcome.divergence.sample if outcome.divergence else (done if outcome.error else None)
+    outcome.matched = bad_sample if bad_sample is not None else samples
+    if bad_sample is not None and keep_vcd:
+        outcome.vcd = design.path / FAILURE_VCD
+        rtl_simulator(design, waves=True).run(spikes[bad_sample:bad_sample + 1], design.network.n_out, budget,
+                                              vcd_path=outcome.vcd)
+    return outcome

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+import snntorch as snn
+
+from snn2hw import golden
+from snn2hw.errors import QuantizationError
+from snn2hw.ir import Layer, Network, Reset, SourceLayer, SourceNetwork
+
+from random_networks import random_network, random_spikes
+from reference_lif import reference_run
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_golden_matches_independent_reference(seed):
+    network = random_network(seed)
+    spikes = random_spikes(seed, 3, 9, network.n_in)
+    expected = [reference_run([layer.to_json() for layer in network.layers], network.state_bits, sample)
+                for sample in spikes]
+    assert np.array_equal(golden.run(network, spikes).output, np.array(expected, np.uint8))
+
+
+def test_hand_computed_subtract_and_saturation():
+    # one neuron, weight 100, beta 0.5 (128/256), theta 50, 8-bit state: saturates at 127
+    layer = Layer("l", np.array([[100]]), np.array([0]), 128, 8, 50, Reset.SUBTRACT)
+    trace = golden.run(Network((layer,), state_bits=8), np.ones((4, 1), np.uint8))
+    # t0: u=100 -> v=100, s=1; t1: 50+100-50=100, s=1; t2: 100; t3: 100
+    assert trace.membranes[0][0, :, 0].tolist() == [100, 100, 100, 100]
+    layer2 = Layer("l", np.array([[100]]), np.array([60]), 256, 8, 200, Reset.NONE)
+    trace = golden.run(Network((layer2,), state_bits=8), np.ones((3, 1), np.uint8))
+    assert trace.membranes[0][0, :, 0].tolist() == [127, 127, 127]   # 160 -> clamp 127, never > 200
+
+
+def test_floor_rounds_toward_minus_infinity():
+    layer = Layer("l", np.array([[-3]]), np.array([0]), 128, 8, 5, Reset.NONE)
+    trace = golden.run(Network((layer,), state_bits=16), np.array([[1], [0], [0]], np.uint8))
+    assert trace.membranes[0][0, :, 0].tolist() == [-3, -2, -1]      # floor(-1.5) = -2, floor(-1) = -1
+
+
+def test_zero_reset_drops_the_leak_term_only():
+    layer = Layer("l", np.array([[10]]), np.array([0]), 256, 8, 5, Reset.ZERO)
+    trace = golden.run(Network((layer,), state_bits=16), np.ones((3, 1), np.uint8))
+    assert trace.membranes[0][0, :, 0].tolist() == [10, 10, 10]
+
+
+def test_inputs_are_checked():
+    network = random_network(0, sizes=[3, 2])
+    with pytest.raises(QuantizationError, match="shape"):
+        golden.run(network, np.zeros((2, 4, 5)))
+    with pytest.raises(QuantizationError, match="0 or 1"):
+        golden.run(network, np.full((2, 3), 2))
+
+
+def _snntorch_run(weights, biases, beta, thresholds, reset, spikes):
+    """Run a float32 snnTorch Linear+Leaky stack over spikes [B, T, n_in]."""
+    linears, leaks = [], []
+    for w, b, thr in zip(weights, biases, thresholds):
+        fc = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            fc.weight.copy_(torch.tensor(w, dtype=torch.float32))
+            fc.bias.copy_(torch.tensor(b, dtype=torch.float32))
+        linears.append(fc)
+        leaks.append(snn.Leaky(beta=beta, threshold=float(thr), reset_mechanism=reset))
+    x = torch.tensor(spikes, dtype=torch.float32)
+    mems = [torch.zeros(x.shape[0], w.shape[0]) for w in weights]
+    out = []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            s = x[:, t]
+            for i, (fc, lif) in enumerate(zip(linears, leaks)):
+                s, mems[i] = lif(fc(s), mems[i])
+            out.append(s)
+    return torch.stack(out, dim=1).numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_golden_equals_snntorch_exactly_for_beta_0_and_1(beta, reset):
+    rng = np.random.default_rng(7)
+    weights = [rng.integers(-4, 5, (8, 6)), rng.integers(-4, 5, (3, 8))]
+    biases = [rng.integers(-2, 3, 8), rng.integers(-2, 3, 3)]
+    thresholds = [3, 2]
+    spikes = (rng.random((16, 20, 6)) < 0.5).astype(np.uint8)
+    source = SourceNetwork(tuple(SourceLayer(f"fc{i}", w, b, beta, thr, Reset(reset))
+                                 for i, (w, b, thr) in enumerate(zip(weights, biases, thresholds))))
+    layers = tuple(Layer(f"fc{i}", w, b, int(beta * 256), 8, thr, Reset(reset))
+                   for i, (w, b, thr) in enumerate(zip(weights, biases, thresholds)))
+    expected = _snntorch_run(weights, biases, beta, thresholds, reset, spikes)
+    assert expected.any() and not expected.all()
+    assert np.array_equal(golden.run(Network(layers, state_bits=32), spikes).output, expected)
+    assert np.array_equal(golden.run_float(source, spikes).output, expected)
+
+
+def test_documented_rounding_against_snntorch_for_fractional_beta():
+    # With beta = 0.5, snnTorch keeps fractions; the contract floors them. They agree while every
+    # membrane stays even, e.g. with even weights and an even start.
+    weights, biases = [np.full((2, 3), 4)], [np.zeros(2)]
+    spikes = np.ones((1, 6, 3), np.uint8)
+    expected = _snntorch_run(weights, biases, 0.5, [20], "subtract", spikes)
+    layer = Layer("fc0", weights[0], biases[0], 128, 8, 20, Reset.SUBTRACT)
+    assert np.array_equal(golden.run(Network((layer,), state_bits=16), spikes).output, expected)

@@ -1,0 +1,49 @@
+"""The Amaranth components in Amaranth's simulator, against the golden model (exact equality)."""
+
+import numpy as np
+import pytest
+
+from snn2hw import golden
+from snn2hw.backends.cycle_model import batch_cycles
+from snn2hw.passes.mapping import map_network
+from snn2hw.verify.amaranth_sim import simulate_amaranth
+
+from random_networks import random_network, random_spikes
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("lanes", [1, 3, 8])
+def test_random_networks_bit_exact_and_cycles_as_modelled(seed, lanes):
+    network = random_network(seed)
+    mappings = map_network(network, lanes)
+    spikes = random_spikes(seed, 3, 6, network.n_in)
+    trace = golden.run(network, spikes)
+    results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+
+
+def test_saturating_network_with_output_spikes():
+    network = random_network(3, sizes=[5, 7, 4], state_bits=5, weight_range=15)
+    spikes = np.ones((2, 8, 5), np.uint8)
+    trace = golden.run(network, spikes)
+    assert (trace.membranes[0] == network.state_max).any() or (trace.membranes[0] == network.state_min).any()
+    results = simulate_amaranth(network, map_network(network, 2), spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+
+
+def test_state_is_cleared_between_inferences():
+    network = random_network(11, sizes=[4, 6, 3], state_bits=12)
+    busy = np.ones((6, 4), np.uint8)
+    spikes = np.stack([busy, np.zeros_like(busy), busy])
+    results = simulate_amaranth(network, map_network(network), spikes, max_cycles=20000)
+    assert np.array_equal(results[0].raster, results[2].raster) and results[0].raster.any()
+    assert np.array_equal(np.stack([r.raster for r in results]), golden.run(network, spikes).output)
+
+
+def test_silent_input_costs_only_the_fire_passes():
+    network = random_network(5, sizes=[30, 10, 4], bias=False)
+    mappings = map_network(network)
+    quiet = simulate_amaranth(network, mappings, np.zeros((1, 5, 30), np.uint8), max_cycles=20000)[0]
+    busy = simulate_amaranth(network, mappings, np.ones((1, 5, 30), np.uint8), max_cycles=20000)[0]
+    assert busy.cycles > quiet.cycles + 5 * 30 * mappings[0].groups    # every input spike costs groups cycles
