@@ -1,0 +1,103 @@
+"""Model importers: turn a trained snnTorch network saved to a file into a :class:`snn2hw.ir.SourceNetwork`.
+
+:func:`load_model` picks the importer from the file extension:
+
+* ``.onnx``: the single-timestep graph ``torch.onnx.export`` makes (:mod:`.onnx_model`);
+* ``.pt`` / ``.pth``: a ``state_dict`` saved with ``torch.save`` (:mod:`.state_dict`).
+
+Importers raise only :class:`~snn2hw.errors.Snn2hwError` subclasses with one-line messages. The helpers below
+are shared by both importers; the importer modules are imported lazily so that reading an ONNX file does not
+import torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFormatError, UnsupportedModelError
+from ..ir import SourceNetwork
+
+__all__ = ["load_model", "SUPPORTED_EXTENSIONS"]
+
+SUPPORTED_EXTENSIONS = (".onnx", ".pt", ".pth")
+
+
+def load_model(path: str | os.PathLike) -> SourceNetwork:
+    """Import the model at ``path``, choosing the importer from its extension (see :data:`SUPPORTED_EXTENSIONS`)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        from .onnx_model import load_onnx
+        return load_onnx(path)
+    if suffix in (".pt", ".pth"):
+        from .state_dict import load_state_dict
+        return load_state_dict(path)
+    what = f"extension {suffix!r}" if suffix else "no extension"
+    raise ModelFormatError(f"model file {str(path)!r} has unsupported {what} "
+                           f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+
+
+def check_model_file(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a :class:`Path` if it names a non-empty regular file, else raise ModelFormatError."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"model file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise ModelFormatError(f"model file {str(path)!r} is not a regular file")
+    if path.stat().st_size == 0:
+        raise ModelFormatError(f"model file {str(path)!r} is empty")
+    return path
+
+
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of ``exc``'s message (terminal colour codes removed), at most ``limit`` chars."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def layer_name(prefix: str | None, index: int, taken: set[str]) -> str:
+    """A unique identifier for a layer: ``prefix`` made a valid identifier, else ``layer<index>``.
+
+    ``'fc1'`` stays ``'fc1'``, ``'fcs.0'`` becomes ``'fcs_0'``, ``'0'`` becomes ``'layer0'``; a name already in
+    ``taken`` gets a ``_2``, ``_3``... suffix. The returned name is added to ``taken``.
+    """
+    name = re.sub(r"[^A-Za-z0-9_]", "_", prefix or "")
+    if not name:
+        name = f"layer{index}"
+    elif not name.isidentifier():
+        name = f"layer{name}"
+    unique, count = name, 2
+    while unique in taken:
+        unique, count = f"{name}_{count}", count + 1
+    taken.add(unique)
+    return unique
+
+
+def scalar_param(values, what: str, layer: str) -> float:
+    """The value of a scalar parameter given as a scalar or as a tensor whose elements are all equal.
+
+    Differing elements (a per-neuron parameter) raise UnsupportedModelError; NaN/Inf are returned as they are so
+    that the IR rejects them with a QuantizationError.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        raise UnsupportedModelError(f"layer {layer!r}: {what} is an empty tensor")
+    non_finite = flat[~np.isfinite(flat)]
+    if non_finite.size:
+        return float(non_finite[0])
+    if np.any(flat != flat[0]):
+        raise UnsupportedModelError(f"layer {layer!r}: per-neuron {what} is not supported yet "
+                                    f"({flat.size} values from {flat.min():g} to {flat.max():g})")
+    return float(flat[0])
+
+
+def check_graded_spikes(values, layer: str) -> None:
+    """Reject an snnTorch ``graded_spikes_factor`` other than 1 (spikes are single bits in hardware)."""
+    factor = scalar_param(values, "graded_spikes_factor", layer)
+    if factor != 1.0:
+        raise UnsupportedModelError(f"layer {layer!r}: graded_spikes_factor {factor:g} is not supported "
+                                    f"(spikes must be 0/1)")

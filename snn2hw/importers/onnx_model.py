@@ -1,0 +1,473 @@
+"""Import the single-timestep ONNX graph that ``torch.onnx.export`` makes of an snnTorch network.
+
+Accepted: one timestep of 1 or more ``nn.Linear`` (with or without bias) -> ``snn.Leaky`` layers (scalar beta and
+threshold, ``reset_mechanism`` "subtract", "zero" or "none", ``reset_delay=True``) whose membranes are explicit
+graph inputs and outputs, exported with ``dynamo=True`` or ``dynamo=False``; tensors may be in external data
+files next to the model. The layers are recognised from the graph structure, never from names or input order:
+
+* constants (initializers, ``Constant`` nodes, and Identity/Clip/Cast/arithmetic/reshaping nodes whose inputs
+  are all constant) are folded with numpy;
+* the data input is the graph input that feeds a Gemm/MatMul; from it each layer is, with ``m`` the membrane
+  graph input and ``r = Cast(Greater(Sub(m, threshold), 0))`` the spike of the previous step::
+
+      I = Gemm(x, W, b)   or   MatMul(x, W^T) [+ b]
+      u = beta * m + I  (none)   u = beta * (1 - r) * m + I  (zero)   u = beta * m + I - r * threshold  (subtract)
+      s = Cast(Greater(Sub(u, threshold), 0)) [* graded_spikes_factor, which must be 1]
+
+  where ``beta`` may be absent (folded when 1), ``r * threshold`` may be ``r`` (folded when 1), both comparisons
+  may be ``Greater(v, threshold)`` and commutative operands come in any order; ``s`` feeds the next layer or is
+  a graph output;
+* every non-constant node must belong to a matched layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..errors import ModelFormatError, UnsupportedModelError
+from ..ir import Reset, SourceLayer, SourceNetwork
+from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
+
+__all__ = ["load_onnx"]
+
+_HINT = "snn2hw maps Gemm/MatMul + snnTorch Leaky patterns only"
+_PATTERN_OPS = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Greater", "Cast"})
+_DENSE_OPS = frozenset({"Gemm", "MatMul"})
+_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16})
+
+
+def load_onnx(path: str | os.PathLike) -> SourceNetwork:
+    """Import an snnTorch single-timestep ONNX graph (see the module docstring for what is accepted)."""
+    path = check_model_file(path)
+    graph = _Graph(_read(path))
+    return SourceNetwork(tuple(_Matcher(graph).layers()), origin=str(path))
+
+
+def _read(path: Path) -> onnx.GraphProto:
+    try:
+        model = onnx.load(str(path))  # external data is read relative to the model's directory
+    except Exception as exc:  # onnx raises DecodeError, OSError, ValidationError... for unreadable files
+        raise ModelFormatError(f"model file {str(path)!r} is not a readable ONNX model: {one_line(exc)}") from exc
+    if not model.graph.node:
+        raise ModelFormatError(f"model file {str(path)!r} holds no ONNX graph (truncated or not an ONNX model)")
+    return model.graph
+
+
+def _describe(node: onnx.NodeProto) -> str:
+    name = node.name or (node.output[0] if node.output else "?")
+    return f"ONNX node {name!r} (op {node.op_type})"
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
+
+
+# --- constant folding ---------------------------------------------------------------------------------------
+
+def _constant(node, inputs):
+    attrs = _attrs(node)
+    if "value" in attrs:
+        return numpy_helper.to_array(attrs["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.array(attrs[key], dtype=dtype)
+    raise ValueError(f"unsupported Constant attribute {sorted(attrs)}")
+
+
+def _clip(node, inputs):
+    attrs = _attrs(node)  # opset < 11 keeps the bounds in attributes
+    low = inputs[1] if len(inputs) > 1 and inputs[1] is not None else attrs.get("min", -np.inf)
+    high = inputs[2] if len(inputs) > 2 and inputs[2] is not None else attrs.get("max", np.inf)
+    return np.clip(inputs[0], low, high).astype(inputs[0].dtype)
+
+
+def _reshape(node, inputs):
+    data, shape = inputs[0], [int(dim) for dim in inputs[1]]
+    if not _attrs(node).get("allowzero", 0):
+        shape = [data.shape[i] if dim == 0 else dim for i, dim in enumerate(shape)]
+    return data.reshape(shape)
+
+
+def _axes(node, inputs):
+    axes = inputs[1] if len(inputs) > 1 and inputs[1] is not None else _attrs(node).get("axes")
+    return None if axes is None else [int(axis) for axis in np.ravel(axes)]
+
+
+def _squeeze(node, inputs):
+    axes = _axes(node, inputs)
+    return np.squeeze(inputs[0], axis=None if axes is None else tuple(axes))
+
+
+def _unsqueeze(node, inputs):
+    data, axes = inputs[0], _axes(node, inputs)
+    rank = data.ndim + len(axes)
+    for axis in sorted(axis % rank for axis in axes):
+        data = np.expand_dims(data, axis)
+    return data
+
+
+_FOLDERS = {
+    "Constant": _constant,
+    "Identity": lambda node, inputs: inputs[0],
+    "Cast": lambda node, inputs: inputs[0].astype(helper.tensor_dtype_to_np_dtype(_attrs(node)["to"])),
+    "Clip": _clip,
+    "Add": lambda node, inputs: inputs[0] + inputs[1],
+    "Sub": lambda node, inputs: inputs[0] - inputs[1],
+    "Mul": lambda node, inputs: inputs[0] * inputs[1],
+    "Neg": lambda node, inputs: -inputs[0],
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _unsqueeze,
+    "Transpose": lambda node, inputs: np.transpose(inputs[0], _attrs(node).get("perm")),
+}
+
+
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> bool:
+    """Evaluate ``node`` into ``consts`` if it is a foldable op whose inputs are all constant."""
+    if node.op_type not in _FOLDERS or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return False
+    if not all(name in consts for name in node.input if name):
+        return False
+    inputs = [consts[name] if name else None for name in node.input]
+    try:
+        consts[node.output[0]] = np.asarray(_FOLDERS[node.op_type](node, inputs))
+    except Exception as exc:  # malformed attributes or shapes in a readable model
+        raise UnsupportedModelError(f"cannot evaluate constant {_describe(node)}: {one_line(exc)}") from exc
+    return True
+
+
+# --- graph view ---------------------------------------------------------------------------------------------
+
+class _Graph:
+    """The graph split into folded constants and dynamic nodes, with producer and consumer maps."""
+
+    def __init__(self, graph: onnx.GraphProto):
+        self.consts = {init.name: self._tensor(init) for init in graph.initializer}
+        self.inputs = [value.name for value in graph.input if value.name not in self.consts]
+        self.outputs = [value.name for value in graph.output]
+        self.nodes = self._fold_all(graph)
+        self._producer = {name: node for node in self.nodes for name in node.output}
+        self._consumers = defaultdict(list)
+        for node in self.nodes:
+            for name in dict.fromkeys(node.input):
+                self._consumers[name].append(node)
+
+    @staticmethod
+    def _tensor(init: onnx.TensorProto) -> np.ndarray:
+        try:
+            return numpy_helper.to_array(init)
+        except Exception as exc:  # truncated or inconsistent tensor data
+            raise ModelFormatError(f"ONNX initializer {init.name!r} is unreadable: {one_line(exc)}") from exc
+
+    def _fold_all(self, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+        defined, dynamic = set(self.consts) | set(self.inputs), []
+        for node in graph.node:
+            missing = [name for name in node.input if name and name not in defined]
+            if missing:
+                raise ModelFormatError(f"{_describe(node)} reads undefined value {missing[0]!r} "
+                                       f"(truncated or malformed ONNX file)")
+            if not _fold(node, self.consts):
+                dynamic.append(node)
+            defined.update(node.output)
+        if not self.outputs:
+            raise ModelFormatError("ONNX graph has no outputs (truncated or malformed ONNX file)")
+        undefined = [name for name in self.outputs if name not in defined]
+        if undefined:
+            raise ModelFormatError(f"ONNX graph output {undefined[0]!r} is not defined "
+                                   f"(truncated or malformed ONNX file)")
+        return dynamic
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.consts.get(name)
+
+    def is_input(self, name: str) -> bool:
+        return name in self.inputs
+
+    def producer(self, name: str, op_type: str) -> onnx.NodeProto | None:
+        """The dynamic node computing ``name`` if its op is ``op_type``, else None."""
+        node = self._producer.get(name)
+        return node if node is not None and node.op_type == op_type else None
+
+    def consumers(self, name: str) -> list[onnx.NodeProto]:
+        return self._consumers.get(name, [])
+
+
+# --- pattern matching ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Fire:
+    """A spike ``Cast(Greater(...))`` of membrane ``mem`` against ``threshold``, and the node producing it."""
+
+    mem: str
+    threshold: np.ndarray
+    cast: onnx.NodeProto
+
+
+def _other(node: onnx.NodeProto, value: str) -> str:
+    """The operand of binary ``node`` that is not ``value``."""
+    return node.input[1] if node.input[0] == value else node.input[0]
+
+
+def _product(arrays: list[np.ndarray]) -> np.ndarray:
+    return functools.reduce(np.multiply, arrays, np.ones((), dtype=np.float64))
+
+
+class _Matcher:
+    """Walks the graph from the data input, layer by layer, marking every node it explains as covered."""
+
+    def __init__(self, graph: _Graph):
+        self.g = graph
+        self.covered: set[int] = set()
+        self.names: set[str] = set()
+
+    def layers(self) -> list[SourceLayer]:
+        self._reject_foreign_ops()
+        value = data = self._data_input()
+        layers, mems = [], {data}
+        while not layers or self.g.consumers(value):
+            layer, mem_in, value = self._layer(value, len(layers) + 1)
+            if mem_in in mems:
+                raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its membrane, "
+                                            f"but it is already the data input or another layer's membrane")
+            mems.add(mem_in)
+            layers.append(layer)
+        if value not in self.g.outputs:
+            raise UnsupportedModelError(f"the spikes {value!r} of the last layer {layers[-1].name!r} are not a "
+                                        f"graph output")
+        self._reject_leftovers()
+        return layers
+
+    # -- whole-graph checks
+
+    def _reject_foreign_ops(self) -> None:
+        foreign = [node for node in self.g.nodes
+                   if node.op_type not in _PATTERN_OPS or node.domain not in ("", "ai.onnx")]
+        if foreign:
+            more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
+            names = ", ".join(_describe(node) for node in foreign[:3])
+            raise UnsupportedModelError(f"unsupported {names}{more}: {_HINT}")
+
+    def _data_input(self) -> str:
+        feeds = [name for name in self.g.inputs
+                 if any(node.op_type in _DENSE_OPS and node.input[0] == name for node in self.g.consumers(name))]
+        if len(feeds) != 1:
+            found = f"graph inputs {feeds} all feed" if feeds else f"no graph input (of {self.g.inputs}) feeds"
+            raise UnsupportedModelError(f"{found} a Gemm/MatMul; expected exactly one data input: {_HINT}")
+        return feeds[0]
+
+    def _reject_leftovers(self) -> None:
+        for node in self.g.nodes:
+            if id(node) not in self.covered:
+                raise UnsupportedModelError(f"unsupported {_describe(node)}: it is not part of any layer; {_HINT}")
+
+    # -- helpers
+
+    def _take(self, *nodes: onnx.NodeProto) -> None:
+        self.covered.update(id(node) for node in nodes)
+
+    def _unexpected(self, node: onnx.NodeProto, expected: str) -> UnsupportedModelError:
+        return UnsupportedModelError(f"unsupported {_describe(node)} where {expected} was expected: {_HINT}")
+
+    def _only_consumer(self, value: str, expected: str) -> onnx.NodeProto:
+        users = self.g.consumers(value)
+        if len(users) == 1:
+            return users[0]
+        if not users:
+            raise UnsupportedModelError(f"value {value!r} is not used, but {expected} was expected: {_HINT}")
+        names = ", ".join(_describe(node) for node in users[:3])
+        raise UnsupportedModelError(f"value {value!r} feeds {len(users)} nodes ({names}) where only {expected} "
+                                    f"was expected: {_HINT}")
+
+    def _const_input(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+        name = node.input[index] if len(node.input) > index else ""
+        value = self.g.const(name) if name else None
+        if value is None:
+            raise UnsupportedModelError(f"{_describe(node)}: the {what} {name!r} is not a constant")
+        return value.astype(np.float64)
+
+    def _mul_factors(self, value: str) -> tuple[list[str], list[onnx.NodeProto]]:
+        """The operands of the tree of Mul nodes computing ``value`` (``[value]`` if it is not a Mul)."""
+        node = self.g.producer(value, "Mul")
+        if node is None:
+            return [value], []
+        factors, nodes = [], [node]
+        for operand in node.input:
+            more_factors, more_nodes = self._mul_factors(operand)
+            factors += more_factors
+            nodes += more_nodes
+        return factors, nodes
+
+    def _split_product(self, value: str) -> tuple[np.ndarray, list[str], list[onnx.NodeProto]]:
+        """``value`` as (product of its constant Mul factors, its dynamic factors, the Mul nodes)."""
+        factors, nodes = self._mul_factors(value)
+        scale = _product([self.g.const(f).astype(np.float64) for f in factors if self.g.const(f) is not None])
+        return scale, [f for f in factors if self.g.const(f) is None], nodes
+
+    # -- one layer
+
+    def _layer(self, value: str, index: int) -> tuple[SourceLayer, str, str]:
+        """Match the layer fed by ``value``; return it, its membrane input and its spike value."""
+        dense, weight, bias, current = self._dense(value)
+        name = layer_name(_prefix(dense), index, self.names)
+        add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
+        if add.op_type != "Add":
+            raise self._unexpected(add, "the membrane Add of an snnTorch Leaky")
+        self._take(add)
+        beta, mem_in, zero_fire = self._leak(_other(add, current), add, name)
+        mem_out, subtract = self._subtract_reset(add.output[0])
+        spike, threshold = self._spike(mem_out, name)
+        reset = Reset.SUBTRACT if subtract else Reset.ZERO if zero_fire else Reset.NONE
+        if subtract:
+            fire, scale = subtract
+            self._check_reset_fire(fire, mem_in, threshold, name)
+            if not _same(scalar_param(scale, "reset scale", name), threshold):
+                raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {float(scale):g} * spike, "
+                                            f"not threshold {threshold:g} * spike")
+        elif zero_fire:
+            self._check_reset_fire(zero_fire, mem_in, threshold, name)
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=scalar_param(beta, "beta", name),
+                            threshold=threshold, reset=reset)
+        return layer, mem_in, spike
+
+    def _dense(self, value: str) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str]:
+        """Match ``Gemm``/``MatMul`` [+ constant Add] on ``value``: (node, weight, bias, output)."""
+        node = self._only_consumer(value, "a Gemm or MatMul")
+        if node.op_type not in _DENSE_OPS:
+            raise self._unexpected(node, "a Gemm or MatMul")
+        if node.input[0] != value:
+            raise UnsupportedModelError(f"{_describe(node)}: the data {value!r} must be its first operand")
+        weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
+        self._take(node)
+        out = node.output[0]
+        users = self.g.consumers(out)
+        if len(users) == 1 and users[0].op_type == "Add" and self.g.const(_other(users[0], out)) is not None:
+            bias = bias + _broadcast_bias(users[0], self.g.const(_other(users[0], out)), len(bias))
+            self._take(users[0])
+            out = users[0].output[0]
+        return node, weight, bias, out
+
+    def _gemm(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+        attrs = _attrs(node)
+        if attrs.get("transA", 0):
+            raise UnsupportedModelError(f"{_describe(node)}: transA=1 on the data path is not supported")
+        b = self._const_input(node, 1, "weight")
+        if b.ndim != 2:
+            raise UnsupportedModelError(f"{_describe(node)}: weight has shape {b.shape}, expected 2-D")
+        weight = attrs.get("alpha", 1.0) * (b if attrs.get("transB", 0) else b.T)
+        bias = np.zeros(weight.shape[0])
+        if len(node.input) > 2 and node.input[2]:
+            bias = attrs.get("beta", 1.0) * _broadcast_bias(node, self._const_input(node, 2, "bias"), len(bias))
+        return weight, bias
+
+    def _matmul(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+        b = self._const_input(node, 1, "weight")
+        if b.ndim != 2:
+            raise UnsupportedModelError(f"{_describe(node)}: weight has shape {b.shape}, expected 2-D")
+        return b.T, np.zeros(b.shape[1])
+
+    def _leak(self, leak: str, add: onnx.NodeProto, name: str) -> tuple[np.ndarray, str, _Fire | None]:
+        """Match ``beta * m`` or ``beta * (1 - r) * m``: (beta, membrane input m, reset spike r or None)."""
+        beta, dynamic, muls = self._split_product(leak)
+        mems = [value for value in dynamic if self.g.is_input(value)]
+        gates = [value for value in dynamic if not self.g.is_input(value)]
+        if len(mems) != 1 or len(gates) > 1:
+            raise UnsupportedModelError(f"layer {name!r}: {_describe(add)} adds {leak!r}, which is not beta * a "
+                                        f"membrane graph input [* (1 - reset)]: {_HINT}")
+        self._take(*muls)
+        return beta, mems[0], self._zero_gate(gates[0], name) if gates else None
+
+    def _zero_gate(self, value: str, name: str) -> _Fire:
+        """Match ``Sub(1, r)`` of a zero reset; return the reset spike r."""
+        sub = self.g.producer(value, "Sub")
+        one = self.g.const(sub.input[0]) if sub is not None else None
+        if one is None or not np.all(one == 1):
+            raise UnsupportedModelError(f"layer {name!r}: the membrane factor {value!r} is not the (1 - reset) of "
+                                        f"an snnTorch zero reset: {_HINT}")
+        self._take(sub)
+        return self._fire(sub.input[1])
+
+    def _subtract_reset(self, value: str) -> tuple[str, tuple[_Fire, np.ndarray] | None]:
+        """Match an optional ``Sub(value, r * threshold)``: (membrane output, (reset spike, scale) or None)."""
+        users = self.g.consumers(value)
+        if not any(node.op_type == "Sub" and node.input[0] == value and self.g.const(node.input[1]) is None
+                   for node in users):
+            return value, None
+        sub = self._only_consumer(value, "the subtract reset of an snnTorch Leaky")
+        scale, dynamic, muls = self._split_product(sub.input[1])
+        if len(dynamic) != 1:
+            raise UnsupportedModelError(f"{_describe(sub)} does not subtract spike * threshold: {_HINT}")
+        self._take(sub, *muls)
+        return sub.output[0], (self._fire(dynamic[0]), scale)
+
+    def _spike(self, mem_out: str, name: str) -> tuple[str, float]:
+        """Match the spike of membrane ``mem_out`` [* graded_spikes_factor]: (spike value, threshold)."""
+        expected = "the Sub/Greater/Cast spike of an snnTorch Leaky"
+        node = self._only_consumer(mem_out, expected)
+        for op_type in ("Sub", "Greater"):
+            if node.op_type == op_type:
+                node = self._only_consumer(node.output[0], expected)
+        if node.op_type != "Cast":
+            raise self._unexpected(node, expected)
+        fire = self._fire(node.output[0])
+        if fire.mem != mem_out:
+            raise self._unexpected(fire.cast, f"a spike of membrane {mem_out!r}")
+        spike = node.output[0]
+        users = self.g.consumers(spike)
+        if len(users) == 1 and users[0].op_type == "Mul" and self.g.const(_other(users[0], spike)) is not None:
+            check_graded_spikes(self.g.const(_other(users[0], spike)), name)
+            self._take(users[0])
+            spike = users[0].output[0]
+        return spike, scalar_param(fire.threshold, "threshold", name)
+
+    def _fire(self, value: str) -> _Fire:
+        """Match ``Cast(Greater(Sub(m, a), b))`` (threshold a + b) or ``Cast(Greater(m, b))`` (threshold b)."""
+        cast = self.g.producer(value, "Cast")
+        greater = self.g.producer(cast.input[0], "Greater") if cast is not None else None
+        bound = self.g.const(greater.input[1]) if greater is not None else None
+        if bound is None or _attrs(cast).get("to") not in _FLOAT_TYPES:
+            raise UnsupportedModelError(f"value {value!r} is not a spike Cast(Greater(membrane - threshold, 0)) "
+                                        f"to float: {_HINT}")
+        self._take(cast, greater)
+        sub = self.g.producer(greater.input[0], "Sub")
+        if sub is not None and self.g.const(sub.input[1]) is not None:
+            self._take(sub)
+            return _Fire(sub.input[0], self.g.const(sub.input[1]) + bound, cast)
+        return _Fire(greater.input[0], bound, cast)
+
+    def _check_reset_fire(self, fire: _Fire, mem_in: str, threshold: float, name: str) -> None:
+        """The reset spike must be the spike of the membrane input against the layer's threshold."""
+        if fire.mem != mem_in:
+            raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} compares "
+                                        f"{fire.mem!r}, not the membrane input {mem_in!r}")
+        reset_threshold = scalar_param(fire.threshold, "threshold", name)
+        if not _same(reset_threshold, threshold):
+            raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} uses threshold "
+                                        f"{reset_threshold:g}, the output spike {threshold:g}")
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal, with NaN equal to NaN (the IR then rejects the NaN with a clear message)."""
+    return a == b or (np.isnan(a) and np.isnan(b))
+
+
+def _prefix(dense: onnx.NodeProto) -> str | None:
+    """``fc1`` for a weight named ``fc1.weight``; None for names without a module prefix."""
+    weight = dense.input[1]
+    return weight.rsplit(".", 1)[0] if "." in weight else None
+
+
+def _broadcast_bias(node: onnx.NodeProto, bias: np.ndarray, n_out: int) -> np.ndarray:
+    try:
+        return np.broadcast_to(bias.astype(np.float64), (1, n_out)).reshape(n_out)
+    except ValueError:
+        raise UnsupportedModelError(f"{_describe(node)}: bias of shape {bias.shape} does not broadcast to "
+                                    f"{n_out} outputs") from None

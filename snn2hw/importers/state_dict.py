@@ -1,0 +1,134 @@
+"""Import the PyTorch state dict of an snnTorch network: ``torch.save(net.state_dict(), "model.pt")``.
+
+Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn.Leaky, ...)`` (keys ``0.weight``,
+``0.bias``, ``1.beta``, ``1.threshold``, ...) or of a module whose children are defined in that order (``fc1``,
+``lif1``, ``fc2``, ``lif2``, ...). Keys are grouped by module prefix (the key up to its last ``.``):
+
+* an ``nn.Linear`` group holds a 2-D ``weight`` and an optional ``bias``;
+* an ``snn.Leaky`` group holds ``beta`` and ``threshold`` (scalars, or tensors whose elements are all equal, e.g.
+  a learned beta), an optional ``graded_spikes_factor`` (must be 1) and an optional ``reset_mechanism_val``
+  (0 subtract, 1 zero, 2 none; subtract when absent, as in snnTorch).
+
+A state dict holds no graph, so this importer ASSUMES that the layers run in key order, i.e. in the order the
+module registered its children, the groups alternating Linear, Leaky, starting with a Linear and ending with a
+Leaky. A layer is named after its Linear's prefix (``fc1``; ``0`` becomes ``layer0``). The file is read with
+``torch.load(weights_only=True)``, so it never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ModelFormatError, UnsupportedModelError
+from ..ir import Reset, SourceLayer, SourceNetwork
+from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
+
+__all__ = ["load_state_dict"]
+
+_LINEAR_KEYS = frozenset({"weight", "bias"})
+_LEAKY_KEYS = frozenset({"beta", "threshold", "graded_spikes_factor", "reset_mechanism_val"})
+_FORMS = "an nn.Linear (weight[, bias]) or an snn.Leaky (beta, threshold[, graded_spikes_factor, reset_mechanism_val])"
+
+
+def load_state_dict(path: str | os.PathLike) -> SourceNetwork:
+    """Import an snnTorch network's state dict (see the module docstring for what is accepted)."""
+    path = check_model_file(path)
+    groups = _group(_read(path))
+    return SourceNetwork(tuple(_layers(groups)), origin=str(path))
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """The state dict at ``path`` as float64 arrays, in key order."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for unreadable files
+        if "Weights only load failed" in str(exc):
+            raise ModelFormatError(f"model file {str(path)!r} holds a pickled object, not a state dict "
+                                   f"(save net.state_dict(), not net)") from exc
+        raise ModelFormatError(f"model file {str(path)!r} is not a readable PyTorch file: {one_line(exc)}") from exc
+    if not isinstance(state, Mapping):
+        raise ModelFormatError(f"model file {str(path)!r} holds a {type(state).__name__}, not a state dict")
+    if not state:
+        raise ModelFormatError(f"model file {str(path)!r} holds an empty state dict")
+    return {str(key): _array(key, value) for key, value in state.items()}
+
+
+def _array(key, value) -> np.ndarray:
+    if not isinstance(value, torch.Tensor):
+        raise ModelFormatError(f"state dict entry {key!r} is a {type(value).__name__}, not a tensor "
+                               f"(is this a training checkpoint? save net.state_dict())")
+    try:
+        return value.detach().to("cpu", torch.float64).numpy()
+    except Exception as exc:  # quantized, sparse or meta tensors
+        raise UnsupportedModelError(f"state dict key {key!r}: cannot read tensor: {one_line(exc)}") from exc
+
+
+def _group(state: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Keys grouped by module prefix, in order of first appearance: ``{"fc1": {"weight": ..., "bias": ...}}``."""
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in state.items():
+        prefix, _, suffix = key.rpartition(".")
+        groups.setdefault(prefix, {})[suffix] = value
+    return groups
+
+
+def _key(prefix: str, suffix: str) -> str:
+    return f"{prefix}.{suffix}" if prefix else suffix
+
+
+def _kind(prefix: str, params: dict[str, np.ndarray]) -> str:
+    """``"linear"`` or ``"leaky"``; anything else raises UnsupportedModelError naming a key."""
+    suffixes = set(params)
+    if "weight" in suffixes and suffixes <= _LINEAR_KEYS:
+        if params["weight"].ndim != 2:
+            raise UnsupportedModelError(f"state dict key {_key(prefix, 'weight')!r} has shape "
+                                        f"{tuple(params['weight'].shape)}: only 2-D nn.Linear weights are supported")
+        return "linear"
+    if {"beta", "threshold"} <= suffixes <= _LEAKY_KEYS:
+        return "leaky"
+    foreign = [suffix for suffix in params if suffix not in _LINEAR_KEYS | _LEAKY_KEYS]
+    if foreign:
+        raise UnsupportedModelError(f"state dict key {_key(prefix, foreign[0])!r} is not a parameter of {_FORMS}")
+    keys = [_key(prefix, suffix) for suffix in params]
+    raise UnsupportedModelError(f"state dict keys {keys} do not form {_FORMS}")
+
+
+def _layers(groups: dict[str, dict[str, np.ndarray]]) -> list[SourceLayer]:
+    """Pair the groups as (Linear, Leaky) layers, in key order."""
+    kinds = [(prefix, _kind(prefix, params), params) for prefix, params in groups.items()]
+    layers, taken = [], set()
+    for index in range(0, len(kinds), 2):
+        fc_prefix, fc_kind, fc = kinds[index]
+        if fc_kind != "linear":
+            raise UnsupportedModelError(f"state dict group {fc_prefix!r} is an snn.Leaky where an nn.Linear was "
+                                        f"expected (layers must alternate nn.Linear, snn.Leaky)")
+        if index + 1 == len(kinds):
+            raise UnsupportedModelError(f"state dict group {fc_prefix!r} (nn.Linear) is not followed by an snn.Leaky")
+        lif_prefix, lif_kind, lif = kinds[index + 1]
+        if lif_kind != "leaky":
+            raise UnsupportedModelError(f"state dict group {lif_prefix!r} is an nn.Linear where the snn.Leaky of "
+                                        f"{fc_prefix!r} was expected (layers must alternate nn.Linear, snn.Leaky)")
+        layers.append(_layer(layer_name(fc_prefix, index // 2 + 1, taken), fc, lif))
+    return layers
+
+
+def _layer(name: str, fc: dict[str, np.ndarray], lif: dict[str, np.ndarray]) -> SourceLayer:
+    weight = fc["weight"]
+    if "graded_spikes_factor" in lif:
+        check_graded_spikes(lif["graded_spikes_factor"], name)
+    return SourceLayer(name=name, weight=weight, bias=fc.get("bias", np.zeros(weight.shape[0])),
+                       beta=scalar_param(lif["beta"], "beta", name),
+                       threshold=scalar_param(lif["threshold"], "threshold", name),
+                       reset=_reset(lif.get("reset_mechanism_val"), name))
+
+
+def _reset(values: np.ndarray | None, name: str) -> Reset:
+    if values is None:
+        return Reset.SUBTRACT
+    value = scalar_param(values, "reset_mechanism_val", name)
+    return Reset.from_snntorch_val(int(value) if value.is_integer() else value)
