@@ -21,13 +21,19 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _progress(message: str) -> None:
+    """Progress lines go to an interactive terminal only, so that stderr of a failed run is one line."""
+    if sys.stderr.isatty():
+        _log(message)
+
+
 def _cmd_compile(args) -> int:
     from .pipeline import CompileConfig, compile_model
 
     config = CompileConfig(model=args.model, outdir=args.output, board=args.board, state_bits=args.state_bits,
                            timesteps=args.timesteps, lanes=args.lanes, weight_bits=args.weight_bits,
                            frac_bits=args.frac_bits, force=args.force)
-    result = compile_model(config, progress=lambda step: _log(f"snn2hw: {step} ..."))
+    result = compile_model(config, progress=lambda step: _progress(f"snn2hw: {step} ..."))
     network, quant, latency = result.network, result.quantization, result.report["latency"]
     shape = " -> ".join([str(network.n_in)] + [str(layer.n_out) for layer in network.layers])
     print(f"compiled {Path(args.model).name}: {shape} neurons, {len(network.layers)} LIF layers, "
@@ -71,7 +77,7 @@ def _cmd_verify(args) -> int:
     from .verify.verifier import verify_design
 
     design = CompiledDesign.load(args.outdir)
-    _log(f"snn2hw: verifying {design.verilog_path} on {args.samples} stimuli (Verilator + cocotb) ...")
+    _progress(f"snn2hw: verifying {design.verilog_path} on {args.samples} stimuli (Verilator + cocotb) ...")
     outcome = verify_design(design, samples=args.samples, seed=args.seed)
     if outcome.ok:
         gap = sum(abs(a - b) for a, b in zip(outcome.rtl_cycles, outcome.model_cycles))

@@ -14,7 +14,8 @@ import numpy as np
 
 from . import golden
 from .backends.boards import Board, load_board
-from .backends.design import NETWORK_FILE, REPORT_FILE, VERILOG_FILE, staged_directory, write_json
+from .backends.design import (NETWORK_FILE, REPORT_FILE, VERILOG_FILE, check_output_dir, staged_directory,
+                              write_json)
 from .backends.report import build_report, reference_stimuli
 from .backends.resources import check_fit
 from .backends.verilog import emit_verilog
@@ -115,6 +116,7 @@ STEPS: list[tuple[str, Callable[[CompileConfig, CompileResult], None]]] = [
 def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambda step: None) -> CompileResult:
     """Run every step, then write OUTDIR (Verilog, network.json, report.json) all at once."""
     config.validate()
+    check_output_dir(config.outdir, config.force)
     result = CompileResult(outdir=Path(config.outdir))
     started = time.perf_counter()
     for name, step in STEPS:

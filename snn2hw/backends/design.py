@@ -18,7 +18,7 @@ from ..errors import OutputError, Snn2hwError
 from ..ir import Network
 from ..passes.mapping import LayerMapping, map_network
 
-__all__ = ["CompiledDesign", "staged_directory", "VERILOG_FILE", "NETWORK_FILE", "REPORT_FILE", "write_json"]
+__all__ = ["CompiledDesign", "staged_directory", "check_output_dir", "VERILOG_FILE", "NETWORK_FILE", "REPORT_FILE", "write_json"]
 
 VERILOG_FILE = "snn_accelerator.v"
 NETWORK_FILE = "network.json"
@@ -64,6 +64,15 @@ class CompiledDesign:
         return cls(path=path, network=network, options=options, mappings=mappings)
 
 
+def check_output_dir(outdir, force: bool) -> None:
+    """Refuse an output path that is a file, or a non-empty directory unless ``force``."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output path {outdir} exists and is not a directory")
+    if outdir.is_dir() and any(outdir.iterdir()) and not force:
+        raise OutputError(f"output directory {outdir} already exists and is not empty (use --force to replace it)")
+
+
 @contextlib.contextmanager
 def staged_directory(outdir, force: bool = False):
     """Yield a fresh temporary directory that replaces ``outdir`` only if the block succeeds.
@@ -71,10 +80,7 @@ def staged_directory(outdir, force: bool = False):
     An existing non-empty ``outdir`` is an error unless ``force``.
     """
     outdir = Path(outdir)
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError(f"output path {outdir} exists and is not a directory")
-    if outdir.is_dir() and any(outdir.iterdir()) and not force:
-        raise OutputError(f"output directory {outdir} already exists and is not empty (use --force to replace it)")
+    check_output_dir(outdir, force)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:

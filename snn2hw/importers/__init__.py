@@ -35,9 +35,8 @@ def load_model(path: str | os.PathLike) -> SourceNetwork:
     if suffix in (".pt", ".pth"):
         from .state_dict import load_state_dict
         return load_state_dict(path)
-    what = f"extension {suffix!r}" if suffix else "no extension"
-    raise ModelFormatError(f"model file {str(path)!r} has unsupported {what} "
-                           f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    what = f"unsupported extension {suffix!r}" if suffix else "no extension"
+    raise ModelFormatError(f"model file {str(path)!r} has {what} (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
 
 
 def check_model_file(path: str | os.PathLike) -> Path:
@@ -52,10 +51,11 @@ def check_model_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def one_line(exc: BaseException, limit: int = 160) -> str:
-    """The first non-empty line of ``exc``'s message (terminal colour codes removed), at most ``limit`` chars."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    line = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+def one_line(message: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (terminal colour codes removed), at most ``limit`` chars."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(message))
+    fallback = type(message).__name__ if isinstance(message, BaseException) else "(no message)"
+    line = next((line.strip() for line in text.splitlines() if line.strip()), fallback)
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 

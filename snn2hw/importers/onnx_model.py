@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
@@ -53,12 +54,27 @@ def load_onnx(path: str | os.PathLike) -> SourceNetwork:
 
 def _read(path: Path) -> onnx.GraphProto:
     try:
-        model = onnx.load(str(path))  # external data is read relative to the model's directory
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValidationError... for unreadable files
         raise ModelFormatError(f"model file {str(path)!r} is not a readable ONNX model: {one_line(exc)}") from exc
     if not model.graph.node:
         raise ModelFormatError(f"model file {str(path)!r} holds no ONNX graph (truncated or not an ONNX model)")
+    _load_external_data(model, path)
     return model.graph
+
+
+def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """Read tensors stored in external files, which live next to the model."""
+    locations = {entry.value for init in model.graph.initializer if uses_external_data(init)
+                 for entry in init.external_data if entry.key == "location"}
+    for location in sorted(locations):
+        if not (path.parent / location).is_file():
+            raise ModelFormatError(f"external data file {location!r} of model file {str(path)!r} does not exist")
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:  # truncated data file, offsets out of range, locations outside the directory...
+        raise ModelFormatError(f"cannot read the external data of model file {str(path)!r}: "
+                               f"{one_line(exc)}") from exc
 
 
 def _describe(node: onnx.NodeProto) -> str:
@@ -325,18 +341,26 @@ class _Matcher:
         beta, mem_in, zero_fire = self._leak(_other(add, current), add, name)
         mem_out, subtract = self._subtract_reset(add.output[0])
         spike, threshold = self._spike(mem_out, name)
-        reset = Reset.SUBTRACT if subtract else Reset.ZERO if zero_fire else Reset.NONE
-        if subtract:
-            fire, scale = subtract
-            self._check_reset_fire(fire, mem_in, threshold, name)
-            if not _same(scalar_param(scale, "reset scale", name), threshold):
-                raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {float(scale):g} * spike, "
-                                            f"not threshold {threshold:g} * spike")
-        elif zero_fire:
-            self._check_reset_fire(zero_fire, mem_in, threshold, name)
+        reset = self._reset(subtract, zero_fire, mem_in, threshold, name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=scalar_param(beta, "beta", name),
                             threshold=threshold, reset=reset)
         return layer, mem_in, spike
+
+    def _reset(self, subtract: tuple[_Fire, np.ndarray] | None, zero_fire: _Fire | None, mem_in: str,
+               threshold: float, name: str) -> Reset:
+        """The reset mechanism, once its spike is checked to be ``Greater(mem_in, threshold)``."""
+        if subtract:
+            fire, scale = subtract
+            self._check_reset_fire(fire, mem_in, threshold, name)
+            scale = scalar_param(scale, "reset scale", name)
+            if not _same(scale, threshold):
+                raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {scale:g} * spike, "
+                                            f"not threshold {threshold:g} * spike")
+            return Reset.SUBTRACT
+        if zero_fire:
+            self._check_reset_fire(zero_fire, mem_in, threshold, name)
+            return Reset.ZERO
+        return Reset.NONE
 
     def _dense(self, value: str) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str]:
         """Match ``Gemm``/``MatMul`` [+ constant Add] on ``value``: (node, weight, bias, output)."""

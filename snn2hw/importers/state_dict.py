@@ -18,13 +18,14 @@ Leaky. A layer is named after its Linear's prefix (``fc1``; ``0`` becomes ``laye
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ModelFormatError, UnsupportedModelError
+from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
 
@@ -47,10 +48,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for unreadable files
-        if "Weights only load failed" in str(exc):
-            raise ModelFormatError(f"model file {str(path)!r} holds a pickled object, not a state dict "
-                                   f"(save net.state_dict(), not net)") from exc
-        raise ModelFormatError(f"model file {str(path)!r} is not a readable PyTorch file: {one_line(exc)}") from exc
+        raise _load_error(path, exc) from exc
     if not isinstance(state, Mapping):
         raise ModelFormatError(f"model file {str(path)!r} holds a {type(state).__name__}, not a state dict")
     if not state:
@@ -58,10 +56,22 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     return {str(key): _array(key, value) for key, value in state.items()}
 
 
+def _load_error(path: Path, exc: Exception) -> ModelFormatError:
+    """A one-line error for a failed ``torch.load``; torch's weights-only errors span many lines."""
+    text = str(exc)
+    pickled = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if pickled:
+        return ModelFormatError(f"model file {str(path)!r} holds a pickled {pickled[1]}, not a state dict "
+                                f"(save net.state_dict(), not net)")
+    _, found, reason = text.partition("WeightsUnpickler error:")
+    return ModelFormatError(f"model file {str(path)!r} is not a readable PyTorch file: "
+                            f"{one_line(reason if found and reason.strip() else exc)}")
+
+
 def _array(key, value) -> np.ndarray:
     if not isinstance(value, torch.Tensor):
-        raise ModelFormatError(f"state dict entry {key!r} is a {type(value).__name__}, not a tensor "
-                               f"(is this a training checkpoint? save net.state_dict())")
+        raise ModelFormatError(f"state dict entry {key!r} is not a tensor (type {type(value).__name__}); "
+                               f"is this a training checkpoint? save net.state_dict()")
     try:
         return value.detach().to("cpu", torch.float64).numpy()
     except Exception as exc:  # quantized, sparse or meta tensors
@@ -131,4 +141,7 @@ def _reset(values: np.ndarray | None, name: str) -> Reset:
     if values is None:
         return Reset.SUBTRACT
     value = scalar_param(values, "reset_mechanism_val", name)
-    return Reset.from_snntorch_val(int(value) if value.is_integer() else value)
+    try:
+        return Reset.from_snntorch_val(int(value) if value.is_integer() else value)
+    except QuantizationError as exc:
+        raise QuantizationError(f"layer {name!r}: {exc}") from None
