@@ -98,10 +98,11 @@ def test_layer_names(tmp_path):
     with_bias = make_step_module([4, 3, 2], bias=True)
     assert [layer.name for layer in load_onnx(export_onnx(with_bias, tmp_path / "a.onnx", dynamo=False)).layers] \
         == ["fc1", "fc2"]
-    # Without bias the TorchScript exporter stores W^T as an anonymous 'onnx::MatMul_N' initializer.
+    # Without bias the TorchScript exporter stores W^T as an anonymous 'onnx::MatMul_N' initializer; the
+    # name then comes from the node's scope ('/fc2/MatMul').
     no_bias = make_step_module([4, 3, 2], bias=False)
     assert [layer.name for layer in load_onnx(export_onnx(no_bias, tmp_path / "b.onnx", dynamo=False)).layers] \
-        == ["layer1", "layer2"]
+        == ["fc1", "fc2"]
 
 
 class _Reordered(nn.Module):

@@ -484,9 +484,13 @@ def _same(a: float, b: float) -> bool:
 
 
 def _prefix(dense: onnx.NodeProto) -> str | None:
-    """``fc1`` for a weight named ``fc1.weight``; None for names without a module prefix."""
+    """The module name of a dense node: ``fc1`` for a weight named ``fc1.weight``, else the node's scope
+    (``/fc2/MatMul`` -> ``fc2``, as the legacy exporter names bias-free layers); None if neither says."""
     weight = dense.input[1]
-    return weight.rsplit(".", 1)[0] if "." in weight else None
+    if "." in weight and not weight.startswith("onnx::"):
+        return weight.rsplit(".", 1)[0]
+    scope = dense.name.strip("/").split("/")
+    return ".".join(scope[:-1]) if dense.name.startswith("/") and len(scope) > 1 else None
 
 
 def _broadcast_bias(node: onnx.NodeProto, bias: np.ndarray, n_out: int) -> np.ndarray:
