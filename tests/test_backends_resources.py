@@ -1,0 +1,33 @@
+import pytest
+
+from snn2hw.backends.boards import board_names, load_board
+from snn2hw.backends.resources import check_fit, ebr_blocks, estimate_resources
+from snn2hw.errors import ResourceError
+from snn2hw.passes.mapping import map_network
+
+from random_networks import random_network
+
+
+def test_ebr_tiling_picks_the_cheapest_shape():
+    assert ebr_blocks(16, 256) == 1 and ebr_blocks(4, 1024) == 1 and ebr_blocks(4, 1025) == 2
+    assert ebr_blocks(32, 100) == 2 and ebr_blocks(1, 4096) == 2
+
+
+def test_boards_are_described_as_data():
+    assert {"ice40", "generic"} <= set(board_names())
+    ice40 = load_board("ice40")
+    assert ice40.device == "iCE40UP5K-SG48" and ice40.resources["EBR"] == 30
+
+
+def test_a_model_too_big_for_the_up5k_is_refused_with_what_it_needs():
+    network = random_network(0, sizes=[784, 512, 10], weight_range=100, bias=False)
+    mappings = map_network(network)
+    with pytest.raises(ResourceError, match=r"iCE40UP5K-SG48: layer memories need \d+ block RAMs .* the board has 30"):
+        check_fit(mappings, 16, load_board("ice40"))
+    check_fit(mappings, 16, load_board("generic"))      # Verilog only: no limit
+
+
+def test_estimate_counts_every_layer_memory():
+    network = random_network(1, sizes=[16, 32, 4], bias=True)
+    estimate = estimate_resources(map_network(network), 16, load_board("ice40"))
+    assert estimate["EBR"]["available"] == 30 and estimate["EBR"]["used"] >= 2 * 3
