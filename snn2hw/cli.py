@@ -92,6 +92,46 @@ def _cmd_verify(args) -> int:
     return EXIT_VERIFY_FAILED
 
 
+def _cmd_build(args) -> int:
+    from .backends.boards import load_board
+    from .backends.design import REPORT_FILE, CompiledDesign
+    from .backends.fpga_build import build_design
+    from .backends.report import merge_build_results
+
+    design = CompiledDesign.load(args.outdir)
+    board = load_board(design.options["board"])
+    measured = build_design(design, board, progress=lambda step: _progress(f"snn2hw: {step}"))
+    report = merge_build_results(_read_report(design.path), measured)
+    _save_atomically(design.path / REPORT_FILE,
+                     lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
+    luts = report["resources"].get("LC") or report["resources"].get("LUT") or {}
+    print(f"built {design.path / measured['bitstream']}: {luts.get('used')} of {luts.get('available')} logic "
+          f"cells, Fmax {report['fmax_mhz']} MHz, {report['latency']['us_per_inference']} us per inference "
+          f"({measured['timings_s']['build']:.1f} s)")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .backends.report_text import render_markdown, render_text
+
+    path = Path(args.outdir)
+    report = _read_report(path)
+    _save_atomically(path / "report.md", lambda target: target.write_text(render_markdown(report)))
+    print(render_text(report), end="")
+    return 0
+
+
+def _read_report(outdir: Path) -> dict:
+    from .backends.design import REPORT_FILE
+
+    try:
+        return json.loads((Path(outdir) / REPORT_FILE).read_text())
+    except FileNotFoundError:
+        raise Snn2hwError(f"{outdir} has no {REPORT_FILE} (run snn2hw compile first)") from None
+    except ValueError as exc:
+        raise Snn2hwError(f"{Path(outdir) / REPORT_FILE} is not valid JSON ({exc})") from None
+
+
 def _load_spikes(path: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
@@ -152,7 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--samples", type=int, default=32, metavar="N", help="number of stimuli")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="stimulus seed")
     verify.set_defaults(handler=_cmd_verify)
+
+    _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream for its board")
+    _outdir_command(commands, "report", _cmd_report, "print OUTDIR's report as tables and write report.md")
     return parser
+
+
+def _outdir_command(commands, name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand whose only argument is OUTDIR."""
+    command = commands.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    command.add_argument("outdir", metavar="OUTDIR", help="a directory written by snn2hw compile")
+    command.set_defaults(handler=handler)
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,30 @@ class Reset(enum.Enum):
         return table[value]
 
 
+class _Dense:
+    """Shape of a dense layer with ``weight`` [n_out, n_in]."""
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+
+class _Chain:
+    """Shape of a chain of ``layers``: the first one's inputs, the last one's outputs."""
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+
 def _frozen_array(values, dtype, what: str, layer: str) -> np.ndarray:
     array = np.array(values, dtype=dtype, copy=True)
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
@@ -56,7 +80,7 @@ def _frozen_array(values, dtype, what: str, layer: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class SourceLayer:
+class SourceLayer(_Dense):
     """A dense layer plus LIF neuron, as imported, in float (snnTorch semantics).
 
     ``weight`` is [n_out, n_in] like ``nn.Linear.weight``; ``bias`` is [n_out] (zeros when absent);
@@ -91,17 +115,9 @@ class SourceLayer:
         if not isinstance(self.reset, Reset):
             raise QuantizationError(f"layer {self.name!r}: reset {self.reset!r} is not a Reset")
 
-    @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
-
 
 @dataclass(frozen=True, eq=False)
-class SourceNetwork:
+class SourceNetwork(_Chain):
     """An imported model: a chain of :class:`SourceLayer`, each feeding its spikes to the next."""
 
     layers: tuple[SourceLayer, ...]
@@ -111,17 +127,9 @@ class SourceNetwork:
         object.__setattr__(self, "layers", tuple(self.layers))
         _check_chain(self.layers)
 
-    @property
-    def n_in(self) -> int:
-        return self.layers[0].n_in
-
-    @property
-    def n_out(self) -> int:
-        return self.layers[-1].n_out
-
 
 @dataclass(frozen=True, eq=False)
-class Layer:
+class Layer(_Dense):
     """A compiled integer layer; see the module docstring for its exact semantics.
 
     ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
@@ -158,14 +166,6 @@ class Layer:
         object.__setattr__(self, "threshold", int(self.threshold))
 
     @property
-    def n_in(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weight.shape[0]
-
-    @property
     def beta(self) -> float:
         return self.beta_q / (1 << self.frac_bits)
 
@@ -186,7 +186,7 @@ class Layer:
 
 
 @dataclass(frozen=True, eq=False)
-class Network:
+class Network(_Chain):
     """A compiled integer network: layers plus the membrane width ``state_bits`` (B) shared by all."""
 
     layers: tuple[Layer, ...]
@@ -198,14 +198,6 @@ class Network:
         _check_chain(self.layers)
         if not 2 <= self.state_bits <= 32:
             raise QuantizationError(f"state bits {self.state_bits} is outside [2, 32]")
-
-    @property
-    def n_in(self) -> int:
-        return self.layers[0].n_in
-
-    @property
-    def n_out(self) -> int:
-        return self.layers[-1].n_out
 
     @property
     def state_min(self) -> int:

@@ -108,16 +108,23 @@ def parse_nextpnr_report(path: Path, family: str) -> tuple[dict, float | None]:
     return resources, (round(min(achieved), 2) if achieved else None)
 
 
-def _watch(build_dir: Path, progress: Callable[[str], None], stop: threading.Event) -> None:
-    """Report which tool is running, from the files each one leaves behind."""
-    phases = [(f"{TOP_NAME}.json", "place and route (nextpnr) ..."), (f"{TOP_NAME}.asc", "packing ..."),
-              (f"{TOP_NAME}.config", "packing ...")]
-    started, said = time.monotonic(), set()
-    while not stop.wait(1.0):
+def _watch(build_dir: Path, progress: Callable[[str], None], stop: threading.Event, seen: dict) -> None:
+    """Report which tool is running, from the files each one leaves behind; record when each appeared."""
+    phases = [(f"{TOP_NAME}.json", "place and route (nextpnr) ..."),
+              (f"{TOP_NAME}.asc", "packing ..."), (f"{TOP_NAME}.config", "packing ...")]
+    started = time.monotonic()
+    while not stop.wait(0.5):
         for marker, message in phases:
-            if (build_dir / marker).exists() and message not in said:
-                said.add(message)
-                progress(f"{message} ({time.monotonic() - started:.0f} s)")
+            if marker not in seen and (build_dir / marker).exists():
+                seen[marker] = time.monotonic() - started
+                progress(f"{message} ({seen[marker]:.0f} s)")
+
+
+def _phase_timings(seen: dict, total: float) -> dict:
+    synth = seen.get(f"{TOP_NAME}.json", total)
+    placed = seen.get(f"{TOP_NAME}.asc", seen.get(f"{TOP_NAME}.config", total))
+    return {"synth": round(synth, 2), "pnr": round(placed - synth, 2), "pack": round(total - placed, 2),
+            "build": round(total, 2)}
 
 
 def build_design(design: CompiledDesign, board: Board, progress: Callable[[str], None] = lambda s: None) -> dict:
@@ -134,8 +141,8 @@ def build_design(design: CompiledDesign, board: Board, progress: Callable[[str],
                             nextpnr_opts="--report nextpnr_report.json")
     plan.extract(str(build_dir))
     log_path = build_dir / "build.log"
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(build_dir, progress, stop), daemon=True)
+    stop, seen = threading.Event(), {}
+    watcher = threading.Thread(target=_watch, args=(build_dir, progress, stop, seen), daemon=True)
     watcher.start()
     started = time.perf_counter()
     try:
@@ -156,5 +163,5 @@ def build_design(design: CompiledDesign, board: Board, progress: Callable[[str],
     tool_env = {name: env[name] for name in TOOLCHAIN_DEFAULTS[board.family]}
     nextpnr = next(value for key, value in tool_env.items() if key.startswith("NEXTPNR"))
     return {"resources": resources, "fmax_mhz": fmax, "cells": parse_yosys_stat(build_dir / "stat.json"),
-            "bitstream": final.name, "build_s": round(elapsed, 2),
+            "bitstream": final.name, "timings_s": _phase_timings(seen, elapsed),
             "tools": {"yosys": _tool_version(env["YOSYS"], "-V"), "nextpnr": _tool_version(nextpnr, "--version")}}

@@ -10,7 +10,7 @@ from .boards import Board
 from .cycle_model import batch_cycles, inference_cycles
 from .resources import estimate_resources, layer_memories
 
-__all__ = ["reference_stimuli", "latency_report", "build_report", "REFERENCE_RATE", "REFERENCE_SAMPLES"]
+__all__ = ["reference_stimuli", "latency_report", "build_report", "merge_build_results", "REFERENCE_RATE", "REFERENCE_SAMPLES"]
 
 REFERENCE_RATE = 0.13       # MNIST's mean pixel intensity, as in BENCHMARKS.md
 REFERENCE_SAMPLES = 16
@@ -51,3 +51,21 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
             "fmax_mhz": None, "latency": latency_report(network, mappings, timesteps),
             "state_bits": network.state_bits, "layers": layers, "quantization": quantization,
             "tools": {}, "timings_s": timings}
+
+
+def merge_build_results(report: dict, measured: dict) -> dict:
+    """report.json after a build: nextpnr's utilization and Fmax replace the estimate, and the latency
+    gains microseconds (cycles / Fmax)."""
+    merged = dict(report)
+    merged["resources"] = measured["resources"]
+    merged["resources_source"] = "nextpnr"
+    merged["fmax_mhz"] = measured["fmax_mhz"]
+    merged["cells"] = measured["cells"]
+    merged["bitstream"] = measured["bitstream"]
+    merged["tools"] = measured["tools"]
+    merged["timings_s"] = {**report.get("timings_s", {}), **measured["timings_s"]}
+    latency = dict(report["latency"])
+    if measured["fmax_mhz"]:
+        latency["us_per_inference"] = round(latency["cycles_per_inference"] / measured["fmax_mhz"], 2)
+    merged["latency"] = latency
+    return merged

@@ -1,8 +1,8 @@
 """Pre-synthesis resource estimate and fit check against a board.
 
-Every layer memory (weights, accumulator, state, bias) is assumed to become iCE40-style block RAM: a block
-of 4 kbit that reads 16 bits x 256, 8 x 512, 4 x 1024 or 2 x 2048 words. A memory of width w and depth d
-takes the cheapest tiling of those shapes.
+Every layer memory (weights, accumulator, state, bias) is assumed to become block RAM. A block has the
+[width, depth] configurations the board lists (``memory.ebr_shapes``; on iCE40 16 x 256, 8 x 512, 4 x 1024
+or 2 x 2048); a memory of width w and depth d takes the cheapest tiling of one configuration.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from .boards import Board
 
 __all__ = ["layer_memories", "ebr_blocks", "memory_totals", "estimate_resources", "check_fit"]
 
-_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+ICE40_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
 
 
-def ebr_blocks(width: int, depth: int) -> int:
-    """Block RAMs needed for a ``width`` x ``depth`` memory."""
-    return min(ceil_div(width, w) * ceil_div(depth, d) for w, d in _EBR_SHAPES)
+def ebr_blocks(width: int, depth: int, shapes=ICE40_EBR_SHAPES) -> int:
+    """Block RAMs needed for a ``width`` x ``depth`` memory, given the block's [width, depth] shapes."""
+    return min(ceil_div(width, w) * ceil_div(depth, d) for w, d in shapes)
 
 
 def layer_memories(mapping: LayerMapping, state_bits: int) -> dict[str, tuple[int, int]]:
@@ -33,15 +33,16 @@ def layer_memories(mapping: LayerMapping, state_bits: int) -> dict[str, tuple[in
     return memories
 
 
-def memory_totals(mappings: tuple[LayerMapping, ...], state_bits: int) -> tuple[int, int]:
-    """(block RAMs, bits) of all layer memories together."""
+def memory_totals(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board) -> tuple[int, int]:
+    """(block RAMs, bits) of all layer memories together on ``board``."""
+    block_shapes = board.memory.get("ebr_shapes", ICE40_EBR_SHAPES)
     shapes = [shape for mapping in mappings for shape in layer_memories(mapping, state_bits).values()]
-    return sum(ebr_blocks(w, d) for w, d in shapes), sum(w * d for w, d in shapes)
+    return sum(ebr_blocks(w, d, block_shapes) for w, d in shapes), sum(w * d for w, d in shapes)
 
 
 def estimate_resources(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board) -> dict:
     """``{"EBR": {"used": n, "available": m}, "memory_bits": {...}}``-style estimate for report.json."""
-    blocks, bits = memory_totals(mappings, state_bits)
+    blocks, bits = memory_totals(mappings, state_bits, board)
     resources = {"EBR": {"used": blocks, "available": board.resources.get("EBR")},
                  "memory_bits": {"used": bits, "available": board.resources.get("EBR", 0)
                                  * board.memory.get("ebr_bits", 0) or None}}
@@ -56,7 +57,7 @@ def check_fit(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board)
     available = board.resources.get("EBR")
     if available is None:
         return
-    needed, bits = memory_totals(mappings, state_bits)
+    needed, bits = memory_totals(mappings, state_bits, board)
     if needed > available:
         have = available * board.memory.get("ebr_bits", 4096)
         raise ResourceError(f"model too big for {board.device or board.name}: layer memories need {needed} "
