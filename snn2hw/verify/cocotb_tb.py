@@ -1,8 +1,9 @@
-"""cocotb testbench for the emitted accelerator Verilog (run by :mod:`snn2hw.verify.verilator`).
+"""cocotb testbench for the emitted accelerator Verilog inside :mod:`snn2hw.verify.harness`.
 
 Reads the stimuli file named by ``SNN2HW_STIMULI`` (npz: ``spikes`` uint8 [B, T, n_in], ``n_out``,
-``max_cycles``), runs every sample through :func:`~snn2hw.verify.protocol.run_inference` and writes
-``SNN2HW_RESULTS`` (npz: ``rasters`` uint8 [B, T, n_out], ``cycles`` int64 [B], ``error`` str).
+``max_cycles`` per sample, ``in_capacity``, ``out_capacity``, ``sample_capacity``), runs the samples in
+chunks that fit the harness memories and writes ``SNN2HW_RESULTS`` (npz: ``rasters`` uint8 [b, T, n_out]
+and ``cycles`` int64 [b] of the b samples that finished, ``error`` str).
 """
 
 from __future__ import annotations
@@ -12,59 +13,97 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
-from .protocol import run_inference
+from ..hw.events import EventFormat
+from .protocol import decode_outputs, encode_inputs
 
-PORTS_IN = {"start": "start", "i_valid": "i_spikes__valid", "i_payload": "i_spikes__payload",
-            "o_ready": "o_spikes__ready"}
-PORTS_OUT = {"i_ready": "i_spikes__ready", "o_valid": "o_spikes__valid", "o_payload": "o_spikes__payload",
-             "done": "done"}
+CLOCK_NS = 10
 
 
-class CocotbPins:
-    """:class:`~snn2hw.verify.protocol.Pins` over a cocotb DUT handle."""
+def plan_chunks(beats: list[list[int]], out_beats_max: int, capacity: tuple[int, int, int]) -> list[range]:
+    """Split samples into consecutive runs that fit (input beats, output beats, samples) capacity."""
+    chunks, start, used_in, used_out = [], 0, 0, 0
+    for index, sample in enumerate(beats):
+        if len(sample) > capacity[0] or out_beats_max > capacity[1]:
+            raise ValueError(f"sample {index} needs more harness memory than it has")
+        if index > start and (used_in + len(sample) > capacity[0] or used_out + out_beats_max > capacity[1]
+                              or index - start == capacity[2]):
+            chunks.append(range(start, index))
+            start, used_in, used_out = index, 0, 0
+        used_in += len(sample)
+        used_out += out_beats_max
+    chunks.append(range(start, len(beats)))
+    return chunks
 
-    def __init__(self, dut):
-        self._dut = dut
-        self._inputs = {name: getattr(dut, port) for name, port in PORTS_IN.items()}
-        self._outputs = {name: getattr(dut, port) for name, port in PORTS_OUT.items()}
 
-    def drive(self, port, value):
-        self._inputs[port].value = value
+def split_samples(out_beats: list[int], fmt: EventFormat) -> list[list[int]]:
+    """Cut the recorded output beats after every end-of-timestep + last beat."""
+    samples, current = [], []
+    for beat in out_beats:
+        current.append(beat)
+        _, eot, last = fmt.unpack(beat)
+        if eot and last:
+            samples.append(current)
+            current = []
+    return samples
 
-    async def sample(self):
-        await ReadOnly()
-        return {name: int(handle.value) for name, handle in self._outputs.items()}
 
-    async def tick(self):
-        await RisingEdge(self._dut.clk)
+def _collect(dut, samples: int, out_format: EventFormat, steps: int) -> tuple[list, list, str]:
+    """(rasters, cycles, problem) of the first ``samples`` samples of a harness run, stopping at the first
+    sample whose output stream is incomplete or malformed."""
+    outputs = [int(dut.out_beats[i].value) for i in range(int(dut.out_count.value))]
+    per_sample = split_samples(outputs, out_format)
+    rasters, cycles = [], []
+    for index in range(samples):
+        if index >= len(per_sample):
+            return rasters, cycles, "output stream ended before the final end-of-timestep"
+        try:
+            rasters.append(decode_outputs(per_sample[index], steps, out_format.neurons))
+        except ValueError as exc:
+            return rasters, cycles, str(exc)
+        cycles.append(int(dut.sample_cycles[index].value))
+    return rasters, cycles, ""
 
 
 @cocotb.test()
 async def run_stimuli(dut):
-    """Run all samples back to back on one design instance and save rasters and cycle counts."""
+    """Run all samples through the harness and save rasters and cycle counts."""
     stimuli = np.load(os.environ["SNN2HW_STIMULI"])
     spikes, n_out, max_cycles = stimuli["spikes"], int(stimuli["n_out"]), int(stimuli["max_cycles"])
-    rasters = np.zeros((spikes.shape[0], spikes.shape[1], n_out), np.uint8)
-    cycles = np.zeros(spikes.shape[0], np.int64)
-    error = ""
-    Clock(dut.clk, 10, unit="ns").start()
-    pins = CocotbPins(dut)
-    for name in PORTS_IN:
-        pins.drive(name, 0)
+    capacity = (int(stimuli["in_capacity"]), int(stimuli["out_capacity"]), int(stimuli["sample_capacity"]))
+    steps = spikes.shape[1]
+    out_format = EventFormat(n_out)
+    beats = [encode_inputs(sample) for sample in spikes]
+    rasters, cycles, error = [], [], ""
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    for port in ("go", "samples", "load_en", "load_addr", "load_data"):
+        getattr(dut, port).value = 0
     dut.rst.value = 1
     for _ in range(2):
-        await pins.tick()
+        await RisingEdge(dut.clk)
     dut.rst.value = 0
-    await pins.tick()
-    done = 0
-    try:
-        for index, sample in enumerate(spikes):
-            result = await run_inference(pins, sample, n_out, max_cycles)
-            rasters[index], cycles[index] = result.raster, result.cycles
-            done = index + 1
-    except (TimeoutError, ValueError) as exc:
-        error = f"sample {done}: {exc}"
-    np.savez(os.environ["SNN2HW_RESULTS"], rasters=rasters[:done], cycles=cycles[:done], error=error)
+    for chunk in plan_chunks(beats, steps * (n_out + 1), capacity):
+        stream = [beat for index in chunk for beat in beats[index]]
+        for address, beat in enumerate(stream):
+            dut.in_beats[address].value = beat
+        dut.samples.value = len(chunk)
+        dut.go.value = 1
+        await RisingEdge(dut.clk)
+        dut.go.value = 0
+        try:
+            await with_timeout(RisingEdge(dut.finished), (len(chunk) * max_cycles + 10) * CLOCK_NS, "ns")
+            expected = len(chunk)
+        except SimTimeoutError:
+            expected = int(dut.sample.value)
+            error = f"sample {chunk.start + expected}: done did not rise within {max_cycles} cycles"
+        chunk_rasters, chunk_cycles, problem = _collect(dut, expected, out_format, steps)
+        if problem and not error:
+            error = f"sample {len(cycles) + len(chunk_cycles)}: {problem}"
+        rasters += chunk_rasters
+        cycles += chunk_cycles
+        if error:
+            break
+    np.savez(os.environ["SNN2HW_RESULTS"], rasters=np.array(rasters, np.uint8).reshape(-1, steps, n_out),
+             cycles=np.array(cycles, np.int64), error=error)
     assert not error, error

