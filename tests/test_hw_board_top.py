@@ -5,6 +5,9 @@ Amaranth's simulator runs the fast checks through a Python UART model; one Veril
 the cocotb testbench, which drives the pins with the same host protocol module as ``snn2hw run``.
 """
 
+import sys
+import types
+
 import numpy as np
 import pytest
 from amaranth import Module
@@ -12,7 +15,9 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from snn2hw import golden
-from snn2hw.backends.uart_protocol import InputWindow, OutputDecoder, beat_bytes, encode_sample, pack_beats
+from snn2hw.backends.uart_protocol import (InputWindow, OutputDecoder, beat_bytes, encode_sample, pack_beats,
+                                           run_on_serial)
+from snn2hw.errors import ToolError
 from snn2hw.hw.board_top import RX_FIFO_BEATS, UARTAccelerator
 from snn2hw.hw.events import EventFormat
 from snn2hw.hw.uart import UARTReceiver, UARTTransmitter
@@ -147,6 +152,94 @@ def test_input_window_never_exceeds_unfinished_beats():
     sender = InputWindow(spikes, window=3)                # smaller than a timestep: all of the oldest one
     assert len(sender.release(0)) == 5 and len(sender.release(1)) == 5 and sender.release(1) == b""
     assert b"".join([InputWindow(spikes).release(0)]) == encode_sample(spikes)
+
+
+class FakeBoard:
+    """A stand-in for pyserial's ``Serial`` on a perfect board: replies with the golden model's output."""
+
+    def __init__(self, network, silent=False):
+        self.network, self.silent = network, silent
+        self.incoming, self.outgoing, self.beats, self.opened = bytearray(), bytearray(), [], []
+
+    def module(self):
+        board = self
+
+        class SerialException(OSError):
+            pass
+
+        class Serial:
+            def __init__(self, port, baudrate, timeout, write_timeout):
+                if port != "/dev/board":
+                    raise SerialException(f"could not open port {port}")
+                board.opened.append((port, baudrate))
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            in_waiting = property(lambda self: len(board.outgoing))
+
+            def reset_input_buffer(self):
+                board.outgoing.clear()
+
+            def flush(self):
+                pass
+
+            def write(self, data):
+                board.receive(data)
+
+            def read(self, size):
+                data = bytes(board.outgoing[:size])
+                del board.outgoing[:size]
+                return data
+
+        return types.SimpleNamespace(Serial=Serial, SerialException=SerialException)
+
+    def receive(self, data):
+        fmt, width = EventFormat(self.network.n_in), beat_bytes(self.network.n_in)
+        self.incoming += data
+        while len(self.incoming) >= width:
+            self.beats.append(fmt.unpack(int.from_bytes(self.incoming[:width], "little")))
+            del self.incoming[:width]
+            index, eot, last = self.beats[-1]
+            if eot and last and not self.silent:
+                steps = sum(beat[1] for beat in self.beats)
+                spikes = np.zeros((steps, self.network.n_in), np.uint8)
+                t = 0
+                for index, eot, _ in self.beats:
+                    if eot:
+                        t += 1
+                    else:
+                        spikes[t, index] = 1
+                self.outgoing += encode_sample(golden.run(self.network, spikes).output[0])
+                self.beats.clear()
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_run_on_serial_with_a_perfect_board(name, monkeypatch):
+    network, _ = NETWORKS[name]
+    board = FakeBoard(network)
+    monkeypatch.setitem(sys.modules, "serial", board.module())
+    spikes = random_spikes(5, 3, 4, network.n_in)
+    rasters = run_on_serial("/dev/board", types.SimpleNamespace(network=network), spikes, 9600, timeout_s=1.0)
+    assert np.array_equal(rasters, golden.run(network, spikes).output) and board.opened == [("/dev/board", 9600)]
+
+
+def test_run_on_serial_errors_are_one_line_tool_errors(monkeypatch):
+    network, _ = NETWORKS["small"]
+    design, spikes = types.SimpleNamespace(network=network), np.ones((2, network.n_in), np.uint8)
+    monkeypatch.setitem(sys.modules, "serial", None)          # pyserial missing
+    with pytest.raises(ToolError, match="pip install pyserial"):
+        run_on_serial("/dev/board", design, spikes)
+    monkeypatch.setitem(sys.modules, "serial", FakeBoard(network).module())
+    with pytest.raises(ToolError, match="cannot open serial port '/dev/nothing'"):
+        run_on_serial("/dev/nothing", design, spikes)
+    monkeypatch.setitem(sys.modules, "serial", FakeBoard(network, silent=True).module())
+    with pytest.raises(ToolError, match=r"sample 0: no reply .* 0.2 s \(14 of 14 input beats sent, 0 of 2") as error:
+        run_on_serial("/dev/board", design, spikes, timeout_s=0.2)
+    assert "\n" not in str(error.value)
 
 
 # --- the UART in Amaranth's simulator ---

