@@ -111,6 +111,18 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from .backends.design import CompiledDesign
+    from .backends.uart_protocol import run_on_serial
+
+    design = CompiledDesign.load(args.outdir)
+    inputs = _load_spikes(args.input)
+    outputs = run_on_serial(args.port, design, inputs, baudrate=args.baud, timeout_s=args.timeout)
+    _save_atomically(Path(args.output), lambda path: np.save(path, outputs))
+    print(f"ran {outputs.shape[0]} samples on the board at {args.port}: {int(outputs.sum())} output spikes")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .backends.report_text import render_markdown, render_text
 
@@ -195,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream for its board")
     _outdir_command(commands, "report", _cmd_report, "print OUTDIR's report as tables and write report.md")
+
+    run = _outdir_command(commands, "run", _cmd_run, "run input spikes on a board programmed with OUTDIR's "
+                          "bitstream, over its USB UART")
+    run.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
+    run.add_argument("--input", required=True, metavar="IN.npy", help="0/1 spikes [B, T, N_in] or [T, N_in]")
+    run.add_argument("--output", required=True, metavar="OUT.npy", help="uint8 output spikes [B, T, N_out]")
+    run.add_argument("--baud", type=int, default=115200, help="UART baud rate of the board top")
+    run.add_argument("--timeout", type=float, default=5.0, metavar="S", help="longest silence while a reply is due")
     return parser
 
 

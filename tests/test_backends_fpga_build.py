@@ -14,7 +14,8 @@ def small_model(tmp_path_factory):
     return export_onnx(module, tmp_path_factory.mktemp("model") / "model.onnx", dynamo=False)
 
 
-@pytest.mark.parametrize("board, bitstream, logic", [("ice40", "snn_top.bin", "LC"), ("ecp5", "snn_top.bit", "LUT")])
+@pytest.mark.parametrize("board, bitstream, logic", [("ice40", "snn_top.bin", "LC"), ("ice40-hx8k", "snn_top.bin", "LC"),
+                                                     ("ecp5", "snn_top.bit", "LUT")])
 def test_build_produces_a_bitstream_and_measured_report(small_model, tmp_path, board, bitstream, logic):
     out = tmp_path / "out"
     run_cli("compile", small_model, "--board", board, "-o", out, "--timesteps", 10, check=0)

@@ -106,3 +106,18 @@ def test_unknown_board_is_refused(onnx_model, tmp_path):
     _, path = onnx_model
     result = run_cli("compile", path, "--board", "nonesuch", "-o", tmp_path / "out", check=2)
     assert "unknown board 'nonesuch'" in result.stderr
+
+
+def test_run_without_a_board_fails_cleanly(onnx_model, tmp_path):
+    _, path = onnx_model
+    run_cli("compile", path, "-o", tmp_path / "out", check=0)
+    np.save(tmp_path / "in.npy", np.zeros((2, 4, 6), np.uint8))
+    result = run_cli("run", tmp_path / "out", "--port", tmp_path / "no-such-tty", "--input", tmp_path / "in.npy",
+                     "--output", tmp_path / "o.npy", check=2)
+    assert "cannot open serial port" in result.stderr and not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize("command", ["compile", "simulate", "verify", "build", "report", "run"])
+def test_every_subcommand_has_help_with_defaults(command):
+    result = run_cli(command, "--help", check=0)
+    assert "usage: snn2hw " + command in result.stdout
