@@ -78,7 +78,7 @@ def _cmd_verify(args) -> int:
 
     design = CompiledDesign.load(args.outdir)
     _progress(f"snn2hw: verifying {design.verilog_path} on {args.samples} stimuli (Verilator + cocotb) ...")
-    outcome = verify_design(design, samples=args.samples, seed=args.seed)
+    outcome = verify_design(design, samples=args.samples, seed=args.seed, vcd_path=args.vcd)
     if outcome.ok:
         gap = sum(abs(a - b) for a, b in zip(outcome.rtl_cycles, outcome.model_cycles))
         print(f"PASS: {outcome.samples}/{outcome.samples} samples bit-exact with the golden model "
@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("outdir", metavar="OUTDIR")
     verify.add_argument("--samples", type=int, default=32, metavar="N", help="number of stimuli")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="stimulus seed")
+    verify.add_argument("--vcd", metavar="FILE", help="also write the waveform of the first stimulus to FILE")
     verify.set_defaults(handler=_cmd_verify)
 
     _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream for its board")

@@ -12,6 +12,7 @@ import numpy as np
 from .. import golden
 from ..backends.cycle_model import batch_cycles
 from ..backends.design import CompiledDesign
+from ..errors import Snn2hwError
 from .simulate import cycle_budget, rtl_simulator
 
 __all__ = ["make_stimuli", "Divergence", "VerifyOutcome", "verify_design", "first_divergence",
@@ -93,8 +94,20 @@ def first_divergence(expected: np.ndarray, got: np.ndarray, trace: golden.Trace,
                       membrane_before=int(membranes[sample, step - 1, neuron]) if step else 0)
 
 
-def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: bool = True) -> VerifyOutcome:
-    """Simulate the Verilog file in ``design`` on ``samples`` stimuli and compare with the golden model."""
+def _dump_vcd(design: CompiledDesign, spikes: np.ndarray, budget: int, path: Path) -> Path:
+    """Simulate one sample [1, T, n_in] again on a traced build and keep its waveform at ``path``."""
+    rtl_simulator(design, waves=True).run(spikes, design.network.n_out, budget, vcd_path=path)
+    return path
+
+
+def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: bool = True,
+                  vcd_path: Path | None = None) -> VerifyOutcome:
+    """Simulate the Verilog file in ``design`` on ``samples`` stimuli and compare with the golden model.
+
+    On a mismatch the failing sample's waveform is kept in OUTDIR (unless ``keep_vcd`` is False); with
+    ``vcd_path`` the first sample's waveform is written there whatever the outcome."""
+    if samples < 1:
+        raise Snn2hwError(f"--samples must be >= 1, got {samples}")
     spikes, names = make_stimuli(design.network.n_in, design.timesteps, samples, seed)
     trace = golden.run(design.network, spikes)
     outcome = VerifyOutcome(samples=samples, matched=0,
@@ -113,7 +126,7 @@ def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: boo
     bad_sample = outcome.divergence.sample if outcome.divergence else (done if outcome.error else None)
     outcome.matched = bad_sample if bad_sample is not None else samples
     if bad_sample is not None and keep_vcd:
-        outcome.vcd = design.path / FAILURE_VCD
-        rtl_simulator(design, waves=True).run(spikes[bad_sample:bad_sample + 1], design.network.n_out, budget,
-                                              vcd_path=outcome.vcd)
+        outcome.vcd = _dump_vcd(design, spikes[bad_sample:bad_sample + 1], budget, design.path / FAILURE_VCD)
+    if vcd_path is not None:
+        _dump_vcd(design, spikes[:1], budget, Path(vcd_path))
     return outcome
