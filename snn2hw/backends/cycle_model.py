@@ -5,10 +5,11 @@ that receives beats on its input link and sends beats on its output link; a beat
 offers it and the receiver waits for it (the later of the two cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
-* an input spike taken at cycle a: the core waits again at a + 1 + G;
-* an end-of-timestep taken at cycle a: per group 2 cycles (read, update), then each spike of the group
-  offered one per cycle, then 1 cycle; then the end-of-timestep beat is offered; the core waits again the
-  cycle after it is taken.
+* an input spike taken at cycle a: integration in cycles a+1 .. a+G; the core takes its next event from
+  cycle a + G on;
+* an end-of-timestep taken at cycle a: a read cycle (a+1), then per group one update cycle followed by
+  its spikes, offered one per cycle from the next cycle on; then the end-of-timestep beat is offered the
+  cycle after the last update or spike; the core waits again the cycle after it is taken.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.
@@ -41,14 +42,13 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
     cycle = groups + 1
     for in_step, out_step in zip(input_raster, output_raster):
         for _ in range(int(in_step.sum())):
-            cycle = (yield ("recv", cycle)) + 1 + groups
-        cycle = (yield ("recv", cycle)) + 1
+            cycle = (yield ("recv", cycle)) + groups
+        cycle = (yield ("recv", cycle)) + 1                  # the read cycle of group 0
         for g in range(groups):
-            cycle += 2
+            cycle += 1                                        # group g's update cycle
             for _ in range(int(out_step[g * lanes:(g + 1) * lanes].sum())):
-                cycle = (yield ("send", cycle)) + 1
-            cycle += 1
-        cycle = (yield ("send", cycle)) + 1
+                cycle = yield ("send", cycle + 1)
+        cycle = (yield ("send", cycle + 1)) + 1
 
 
 def _sink() -> _Process:

@@ -2,11 +2,12 @@
 
 The core consumes an event stream (see :mod:`snn2hw.hw.events`) and produces one:
 
-* each input spike j costs 1 accept cycle plus ``groups`` integration cycles, adding weight row j to the
-  accumulator (``acc[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write);
-* each end-of-timestep costs 1 accept cycle, then per group a read cycle, an update cycle
-  (leak, reset, add current and bias, saturate, fire, clear the accumulator) and one cycle per spike emitted,
-  then one cycle for the end-of-timestep beat;
+* each input spike j costs ``groups`` integration cycles, adding weight row j to the accumulator
+  (``acc[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write); the next event is
+  taken in the last of them, so back-to-back spikes cost ``groups`` cycles each (one more after idling);
+* an end-of-timestep costs one read cycle, then per group one update cycle (leak, reset, add current and
+  bias, saturate, fire, clear the accumulator; the next group's read is issued in the same cycle) followed by
+  one cycle per spike emitted, then one cycle for the end-of-timestep beat;
 * ``clear`` (from any state) zeroes membranes, spikes and accumulators in ``groups`` cycles.
 
 The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
@@ -53,7 +54,8 @@ class DenseLIFLayer(wiring.Component):
         m.submodules.state = state = memory.Memory(
             shape=data.ArrayLayout(state_layout, lanes), depth=groups, init=[])
         w_rd = weights.read_port()
-        acc_rd, acc_wr = acc.read_port(), acc.write_port()
+        acc_wr = acc.write_port()
+        acc_rd = acc.read_port(transparent_for=(acc_wr,))   # a group read as it is written sees the new sum
         st_rd, st_wr = state.read_port(), state.write_port()
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
@@ -88,6 +90,28 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += lane.eq(k)
 
         payload = self.i_events.payload
+        read_ports = [acc_rd, st_rd] + ([bias_rd] if mp.has_bias else [])
+
+        def take_event():
+            """Accept the offered event: integrate a spike's row, or start the fire pass on end-of-timestep."""
+            m.d.comb += self.i_events.ready.eq(1)
+            with m.If(self.i_events.valid):
+                m.d.sync += group.eq(0)
+                with m.If(payload.eot):
+                    m.d.sync += last_step.eq(payload.last)
+                    m.next = "FIRE_READ"
+                with m.Else():
+                    m.d.sync += row_base.eq(payload.index * groups)
+                    m.next = "INTEGRATE"
+
+        def next_group_or_end():
+            m.d.sync += group.eq(group + 1)
+            with m.If(last_group):
+                m.d.sync += group.eq(0)
+                m.next = "END_STEP"
+            with m.Else():
+                m.next = "FIRE"
+
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 m.d.comb += [acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0),
@@ -97,44 +121,37 @@ class DenseLIFLayer(wiring.Component):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.comb += [self.idle.eq(1), self.i_events.ready.eq(1)]
-                with m.If(self.i_events.valid):
-                    m.d.sync += group.eq(0)
-                    with m.If(payload.eot):
-                        m.d.sync += last_step.eq(payload.last)
-                        m.next = "FIRE_READ"
-                    with m.Else():
-                        m.d.sync += row_base.eq(payload.index * groups)
-                        m.next = "INTEGRATE"
+                m.d.comb += self.idle.eq(1)
+                take_event()
             with m.State("INTEGRATE"):
                 m.d.comb += [w_rd.addr.eq(row_base + group), acc_rd.addr.eq(group)]
                 m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
+                    take_event()
             with m.State("FIRE_READ"):
-                m.d.comb += [acc_rd.addr.eq(group), st_rd.addr.eq(group)]
-                if mp.has_bias:
-                    m.d.comb += bias_rd.addr.eq(group)
-                m.next = "FIRE_WRITE"
-            with m.State("FIRE_WRITE"):
+                for port in read_ports:
+                    m.d.comb += port.addr.eq(0)
+                m.next = "FIRE"
+            with m.State("FIRE"):
                 m.d.comb += [st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(new_state),
                              acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0)]
+                for port in read_ports:
+                    m.d.comb += port.addr.eq(group + 1)   # the next group's words, held while emitting
                 m.d.sync += spikes.eq(fired)
-                m.next = "EMIT"
-            with m.State("EMIT"):
-                with m.If(spikes == 0):
-                    m.d.sync += group.eq(group + 1)
-                    with m.If(last_group):
-                        m.d.sync += group.eq(0)
-                        m.next = "END_STEP"
-                    with m.Else():
-                        m.next = "FIRE_READ"
+                with m.If(fired != 0):
+                    m.next = "EMIT"
                 with m.Else():
-                    m.d.comb += [self.o_events.valid.eq(1),
-                                 self.o_events.payload.index.eq(group * lanes + lane)]
-                    with m.If(self.o_events.ready):
-                        m.d.sync += spikes.eq(spikes & ~(1 << lane))
+                    next_group_or_end()
+            with m.State("EMIT"):
+                for port in read_ports:
+                    m.d.comb += port.en.eq(0)
+                m.d.comb += [self.o_events.valid.eq(1), self.o_events.payload.index.eq(group * lanes + lane)]
+                with m.If(self.o_events.ready):
+                    m.d.sync += spikes.eq(spikes & ~(1 << lane))
+                    with m.If((spikes & ~(1 << lane)) == 0):
+                        next_group_or_end()
             with m.State("END_STEP"):
                 m.d.comb += [self.o_events.valid.eq(1), self.o_events.payload.eot.eq(1),
                              self.o_events.payload.last.eq(last_step)]
