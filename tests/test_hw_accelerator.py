@@ -5,7 +5,7 @@ import pytest
 
 from snn2hw import golden
 from snn2hw.backends.cycle_model import batch_cycles
-from snn2hw.passes.mapping import map_network
+from snn2hw.passes.mapping import map_layer, map_network
 from snn2hw.verify.amaranth_sim import simulate_amaranth
 
 from random_networks import random_network, random_spikes
@@ -47,3 +47,14 @@ def test_silent_input_costs_only_the_fire_passes():
     quiet = simulate_amaranth(network, mappings, np.zeros((1, 5, 30), np.uint8), max_cycles=20000)[0]
     busy = simulate_amaranth(network, mappings, np.ones((1, 5, 30), np.uint8), max_cycles=20000)[0]
     assert busy.cycles > quiet.cycles + 5 * 30 * mappings[0].groups    # every input spike costs groups cycles
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weights_partly_in_spram_bit_exact(seed):
+    network = random_network(seed, sizes=[9, 11, 5])
+    mappings = (map_layer(network.layers[0], 6, 4), map_layer(network.layers[1], 5, 5))
+    spikes = random_spikes(seed, 2, 5, network.n_in)
+    trace = golden.run(network, spikes)
+    results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)

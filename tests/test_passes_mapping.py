@@ -1,6 +1,11 @@
+import dataclasses
+
 import numpy as np
 
-from snn2hw.passes.mapping import map_network
+import pytest
+
+from snn2hw.errors import QuantizationError
+from snn2hw.passes.mapping import map_layer, map_network
 
 from random_networks import random_network
 
@@ -30,3 +35,31 @@ def test_accumulator_width_holds_every_reachable_current():
 def test_lanes_are_capped_at_layer_width():
     network = random_network(1, sizes=[3, 2, 5])
     assert [m.lanes for m in map_network(network, lanes=4)] == [2, 4]
+
+
+def test_spram_image_packs_lanes_column_by_column():
+    network = random_network(6, sizes=[4, 9], weight_range=7)       # 4-bit weights: 4 lanes per column
+    layer = network.layers[0]
+    mapping = map_layer(layer, lanes=9, spram_lanes=6)
+    assert (mapping.spram_field_bits, mapping.lanes_per_column, mapping.spram_columns) == (4, 4, 2)
+    image = mapping.spram_image(layer)
+    assert len(image) == 2 * mapping.weight_words
+    matrix = mapping.weight_matrix(layer)
+    for column in range(2):
+        for address in range(mapping.weight_words):
+            word = image[column * mapping.weight_words + address]
+            for k in range(4):
+                lane = column * 4 + k
+                field = (word >> (4 * k)) & 0xF
+                value = field - 16 if field & 8 else field
+                assert value == (matrix[address, lane] if lane < 6 else 0)
+    assert np.array_equal(np.array(mapping.weight_words_init(layer)), matrix[:, 6:])
+
+
+def test_spram_placement_is_validated():
+    layer = random_network(1, sizes=[3, 5]).layers[0]
+    mapping = map_layer(layer, lanes=2)
+    with pytest.raises(QuantizationError, match="SPRAM lanes"):
+        dataclasses.replace(mapping, spram_lanes=3)
+    with pytest.raises(QuantizationError, match="exceed one SPRAM"):
+        dataclasses.replace(mapping, n_in=20000, spram_lanes=1)

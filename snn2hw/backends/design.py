@@ -16,9 +16,10 @@ from pathlib import Path
 
 from ..errors import OutputError, Snn2hwError
 from ..ir import Network
-from ..passes.mapping import LayerMapping, map_network
+from ..passes.mapping import LayerMapping, map_layer
 
-__all__ = ["CompiledDesign", "staged_directory", "check_output_dir", "VERILOG_FILE", "NETWORK_FILE", "REPORT_FILE", "write_json"]
+__all__ = ["CompiledDesign", "staged_directory", "check_output_dir", "VERILOG_FILE", "NETWORK_FILE", "REPORT_FILE", "write_json",
+           "write_text_atomically"]
 
 VERILOG_FILE = "snn_accelerator.v"
 NETWORK_FILE = "network.json"
@@ -27,6 +28,19 @@ REPORT_FILE = "report.json"
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_text_atomically(path, text: str) -> None:
+    """Write ``text`` through a temporary sibling renamed into place: never a half-written file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -56,12 +70,21 @@ class CompiledDesign:
             description = json.loads((path / NETWORK_FILE).read_text())
             network = Network.from_json(description)
             options = description["compile"]
-            mappings = map_network(network, int(options["lanes"]))
+            mappings = _load_mappings(network, description)
         except Snn2hwError as exc:
             raise OutputError(f"{path / NETWORK_FILE}: {exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise OutputError(f"{path / NETWORK_FILE} is malformed ({type(exc).__name__}: {exc})") from None
         return cls(path=path, network=network, options=options, mappings=mappings)
+
+
+def _load_mappings(network: Network, description: dict) -> tuple[LayerMapping, ...]:
+    """The layer mappings as compiled: per-layer lanes and SPRAM lanes from ``network.json``."""
+    entries = description["mappings"]
+    if len(entries) != len(network.layers):
+        raise ValueError(f"{len(entries)} mappings for {len(network.layers)} layers")
+    return tuple(map_layer(layer, int(entry["lanes"]), int(entry.get("spram_lanes", 0)))
+                 for layer, entry in zip(network.layers, entries))
 
 
 def check_output_dir(outdir, force: bool) -> None:

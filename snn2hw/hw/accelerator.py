@@ -5,11 +5,15 @@ events of each timestep (see :mod:`snn2hw.hw.events`), the final end-of-timestep
 output events of the last layer come out in the same format and ``done`` rises after the final
 end-of-timestep beat has been taken, staying high until the next ``start``. Layer l+1 integrates layer l's
 spikes as they are emitted, so consecutive layers work concurrently.
+
+Weights in SPRAM (not initialised by the bitstream) are loaded once after reset, before the first
+``start``: the ``w_load`` stream takes the 16-bit words of every SPRAM layer's image, layer after layer
+(:func:`spram_image`), and ``loaded`` rises once all have arrived (at once when no layer uses SPRAM).
 """
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,32 +21,38 @@ from ..ir import Network
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .lif_layer import DenseLIFLayer
+from .weight_memory import load_stream
 
-__all__ = ["Accelerator", "TOP_NAME"]
+__all__ = ["Accelerator", "TOP_NAME", "spram_image"]
 
 TOP_NAME = "snn_accelerator"
 
 
 class Accelerator(wiring.Component):
-    """Ports: ``start`` (in pulse), ``done`` (out level), ``i_spikes`` / ``o_spikes`` (event streams)."""
+    """Ports: ``start`` (in pulse), ``done`` (out level), ``i_spikes`` / ``o_spikes`` (event streams),
+    ``w_load`` (in stream of 16-bit words), ``loaded`` (out level). ``spram_primitive=False`` models SPRAM
+    with Amaranth memories (for Amaranth's simulator, which cannot run vendor primitives)."""
 
-    def __init__(self, network: Network, mappings: tuple[LayerMapping, ...]):
-        self.network, self.mappings = network, mappings
+    def __init__(self, network: Network, mappings: tuple[LayerMapping, ...], spram_primitive: bool = True):
+        self.network, self.mappings, self.spram_primitive = network, mappings, spram_primitive
         super().__init__({
             "start": In(1),
             "done": Out(1),
             "i_spikes": In(event_stream(network.n_in)),
             "o_spikes": Out(event_stream(network.n_out)),
+            "w_load": In(load_stream()),
+            "loaded": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cores = []
         for layer, mapping in zip(self.network.layers, self.mappings):
-            core = DenseLIFLayer(layer, mapping, self.network.state_bits)
+            core = DenseLIFLayer(layer, mapping, self.network.state_bits, self.spram_primitive)
             m.submodules[f"layer_{layer.name}"] = core
             m.d.comb += core.clear.eq(self.start)
             cores.append(core)
+        self._connect_loading(m, cores)
         wiring.connect(m, wiring.flipped(self.i_spikes), cores[0].i_events)
         for upstream, downstream in zip(cores, cores[1:]):
             wiring.connect(m, upstream.o_events, downstream.i_events)
@@ -55,3 +65,22 @@ class Accelerator(wiring.Component):
         with m.Elif(final_beat):
             m.d.sync += self.done.eq(1)
         return m
+
+    def _connect_loading(self, m: Module, cores: list[DenseLIFLayer]) -> None:
+        """Route ``w_load`` to the first core still loading; ``loaded`` when every core is."""
+        earlier_loaded = Signal(init=1)
+        for index, core in enumerate(cores):
+            selected = earlier_loaded & ~core.loaded
+            m.d.comb += [core.w_load.payload.eq(self.w_load.payload),
+                         core.w_load.valid.eq(self.w_load.valid & selected)]
+            with m.If(selected):
+                m.d.comb += self.w_load.ready.eq(core.w_load.ready)
+            now_loaded = Signal(name=f"loaded_{index}")
+            m.d.comb += now_loaded.eq(earlier_loaded & core.loaded)
+            earlier_loaded = now_loaded
+        m.d.comb += self.loaded.eq(earlier_loaded)
+
+
+def spram_image(network: Network, mappings: tuple[LayerMapping, ...]) -> list[int]:
+    """The 16-bit words ``w_load`` takes after reset: each SPRAM layer's image, in layer order."""
+    return [word for layer, mapping in zip(network.layers, mappings) for word in mapping.spram_image(layer)]

@@ -22,23 +22,28 @@ from amaranth.lib.wiring import In, Out
 from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
+from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
 
 
 class DenseLIFLayer(wiring.Component):
     """One dense layer + LIF neurons. Ports: ``clear`` (in pulse), ``idle`` (out: waiting for an event),
-    ``i_events`` (in stream, ``n_in`` neurons), ``o_events`` (out stream, ``n_out`` neurons)."""
+    ``i_events`` (in stream, ``n_in`` neurons), ``o_events`` (out stream, ``n_out`` neurons), ``w_load`` /
+    ``loaded``: the weight memory's SPRAM loading (see :mod:`snn2hw.hw.weight_memory`)."""
 
-    def __init__(self, layer: Layer, mapping: LayerMapping, state_bits: int):
+    def __init__(self, layer: Layer, mapping: LayerMapping, state_bits: int, spram_primitive: bool = True):
         if (mapping.n_in, mapping.n_out) != (layer.n_in, layer.n_out):
             raise ValueError(f"mapping {mapping.name!r} does not match layer {layer.name!r}")
         self.layer, self.mapping, self.state_bits = layer, mapping, state_bits
+        self.spram_primitive = spram_primitive
         super().__init__({
             "clear": In(1),
             "idle": Out(1),
             "i_events": In(event_stream(layer.n_in)),
             "o_events": Out(event_stream(layer.n_out)),
+            "w_load": In(load_stream()),
+            "loaded": Out(1),
         })
 
     def elaborate(self, platform):
@@ -46,14 +51,12 @@ class DenseLIFLayer(wiring.Component):
         layer, mp, lanes, groups = self.layer, self.mapping, self.mapping.lanes, self.mapping.groups
         state_layout = data.StructLayout({"v": signed(self.state_bits), "s": unsigned(1)})
 
-        m.submodules.weights = weights = memory.Memory(
-            shape=data.ArrayLayout(signed(mp.weight_bits), lanes), depth=mp.weight_words,
-            init=mp.weight_words_init(layer))
+        weights = WeightMemory(layer, mp, self.spram_primitive)
         m.submodules.acc = acc = memory.Memory(
             shape=data.ArrayLayout(signed(mp.acc_bits), lanes), depth=groups, init=[])
         m.submodules.state = state = memory.Memory(
             shape=data.ArrayLayout(state_layout, lanes), depth=groups, init=[])
-        w_rd = weights.read_port()
+        w_rd = weights
         acc_wr = acc.write_port()
         acc_rd = acc.read_port(transparent_for=(acc_wr,))   # a group read as it is written sees the new sum
         st_rd, st_wr = state.read_port(), state.write_port()
@@ -157,8 +160,14 @@ class DenseLIFLayer(wiring.Component):
                              self.o_events.payload.last.eq(last_step)]
                 with m.If(self.o_events.ready):
                     m.next = "WAIT"
-        # `clear` returns every register, the FSM included, to its initial value: the CLEAR state.
-        return ResetInserter(self.clear)(m)
+        # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
+        # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
+        outer = Module()
+        outer.submodules.core = ResetInserter(self.clear)(m)
+        outer.submodules.weights = weights
+        wiring.connect(outer, wiring.flipped(self.w_load), weights.load)
+        outer.d.comb += self.loaded.eq(weights.loaded)
+        return outer
 
     def _update_lane(self, m, k, old, acc, bias, new, fired):
         """Statements computing lane k's new state and spike (the integer LIF of :mod:`snn2hw.ir`)."""

@@ -9,6 +9,12 @@ with silent neurons whose weights and bias are 0). Memories, one word per group:
 * accumulator: ``groups`` words of ``lanes`` x ``acc_bits`` (the current W x[t] summed so far);
 * state: ``groups`` words of ``lanes`` x (membrane ``state_bits`` + previous spike bit);
 * bias: ``groups`` words of ``lanes`` x ``bias_bits`` (absent when every bias is 0).
+
+Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
+(iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
+contents are loaded after reset, see :meth:`LayerMapping.spram_image`); there each weight takes
+``spram_field_bits`` (the next power of two >= ``weight_bits``), ``16 / spram_field_bits`` lanes per block
+(a "column"). The other lanes live in block RAM initialised by the bitstream.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from ..errors import QuantizationError
 from ..ir import Layer, Network
 from .quantize import signed_bits
 
-__all__ = ["LayerMapping", "map_network", "ceil_div"]
+__all__ = ["LayerMapping", "map_network", "map_layer", "ceil_div", "SPRAM_WIDTH", "SPRAM_DEPTH"]
+
+SPRAM_WIDTH = 16      # bits per SB_SPRAM256KA word
+SPRAM_DEPTH = 16384   # words per SB_SPRAM256KA
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -40,6 +49,19 @@ class LayerMapping:
     acc_bits: int
     bias_bits: int
     has_bias: bool
+    spram_lanes: int = 0
+
+    def __post_init__(self):
+        if not 1 <= self.lanes <= self.n_out:
+            raise QuantizationError(f"layer {self.name!r}: lanes must be in [1, {self.n_out}], got {self.lanes}")
+        if not 0 <= self.spram_lanes <= self.lanes:
+            raise QuantizationError(f"layer {self.name!r}: SPRAM lanes must be in [0, {self.lanes}], "
+                                    f"got {self.spram_lanes}")
+        if self.spram_lanes and self.weight_words > SPRAM_DEPTH:
+            raise QuantizationError(f"layer {self.name!r}: {self.weight_words} weight words exceed one SPRAM "
+                                    f"block's {SPRAM_DEPTH}")
+        if self.spram_lanes and self.weight_bits > SPRAM_WIDTH:
+            raise QuantizationError(f"layer {self.name!r}: {self.weight_bits}-bit weights cannot go to SPRAM")
 
     @property
     def groups(self) -> int:
@@ -53,12 +75,45 @@ class LayerMapping:
     def weight_memory_bits(self) -> int:
         return self.weight_words * self.lanes * self.weight_bits
 
-    def weight_words_init(self, layer: Layer) -> list[list[int]]:
-        """The weight memory contents, word ``j * groups + g`` = [W[g*lanes + k, j] for k < lanes]."""
+    @property
+    def spram_field_bits(self) -> int:
+        return 1 << max(0, self.weight_bits - 1).bit_length()
+
+    @property
+    def lanes_per_column(self) -> int:
+        return SPRAM_WIDTH // self.spram_field_bits
+
+    @property
+    def spram_columns(self) -> int:
+        return ceil_div(self.spram_lanes, self.lanes_per_column)
+
+    @property
+    def block_ram_lanes(self) -> int:
+        return self.lanes - self.spram_lanes
+
+    def weight_matrix(self, layer: Layer) -> np.ndarray:
+        """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j]."""
         padded = np.zeros((self.groups * self.lanes, self.n_in), dtype=np.int64)
         padded[:self.n_out] = layer.weight
         per_group = padded.reshape(self.groups, self.lanes, self.n_in)  # [g, k, j]
-        return per_group.transpose(2, 0, 1).reshape(-1, self.lanes).tolist()
+        return per_group.transpose(2, 0, 1).reshape(-1, self.lanes)
+
+    def weight_words_init(self, layer: Layer) -> list[list[int]]:
+        """The block-RAM part of the weight memory: lanes ``[spram_lanes, lanes)`` of every word."""
+        return self.weight_matrix(layer)[:, self.spram_lanes:].tolist()
+
+    def spram_image(self, layer: Layer) -> list[int]:
+        """The SPRAM part as 16-bit words, column by column (column c holds lanes ``[c * lanes_per_column,
+        (c + 1) * lanes_per_column)``, each weight in ``spram_field_bits`` two's complement, lane order LSB
+        first), every column ``weight_words`` long."""
+        if not self.spram_lanes:
+            return []
+        field, per_column = self.spram_field_bits, self.lanes_per_column
+        words = np.zeros((self.weight_words, self.spram_columns * per_column), dtype=np.int64)
+        words[:, :self.spram_lanes] = self.weight_matrix(layer)[:, :self.spram_lanes]
+        fields = (words & ((1 << field) - 1)).reshape(self.weight_words, self.spram_columns, per_column)
+        packed = (fields << (field * np.arange(per_column))).sum(axis=2)      # [address, column]
+        return packed.T.reshape(-1).tolist()
 
     def bias_words_init(self, layer: Layer) -> list[list[int]]:
         padded = np.zeros(self.groups * self.lanes, dtype=np.int64)
@@ -68,21 +123,26 @@ class LayerMapping:
     def to_json(self) -> dict:
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
-                "weight_memory_bits": self.weight_memory_bits}
+                "weight_memory_bits": self.weight_memory_bits, "spram_lanes": self.spram_lanes,
+                "spram_columns": self.spram_columns}
 
 
-def _map_layer(layer: Layer, lanes: int) -> LayerMapping:
+def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
+    """The shape of ``layer`` with ``lanes`` neurons per cycle (capped at its width), the first
+    ``spram_lanes`` of them with weights in SPRAM."""
+    if lanes < 1:
+        raise QuantizationError(f"lanes must be >= 1, got {lanes}")
     weight = layer.weight
     acc_range = np.array([np.where(weight > 0, weight, 0).sum(axis=1).max(),
                           np.where(weight < 0, weight, 0).sum(axis=1).min()])
     has_bias = bool(np.any(layer.bias != 0))
-    return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=min(lanes, layer.n_out),
+    lanes = min(lanes, layer.n_out)
+    return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
                         weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range),
-                        bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias)
+                        bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
+                        spram_lanes=min(spram_lanes, lanes))
 
 
 def map_network(network: Network, lanes: int = 1) -> tuple[LayerMapping, ...]:
-    """Choose each layer's hardware shape; ``lanes`` neurons per cycle (capped at the layer's width)."""
-    if lanes < 1:
-        raise QuantizationError(f"lanes must be >= 1, got {lanes}")
-    return tuple(_map_layer(layer, lanes) for layer in network.layers)
+    """Every layer with ``lanes`` neurons per cycle (capped at the layer's width), weights in block RAM."""
+    return tuple(map_layer(layer, lanes) for layer in network.layers)

@@ -7,7 +7,7 @@ from amaranth import Value
 from amaranth.sim import Simulator
 
 from ..golden import as_batch
-from ..hw.accelerator import Accelerator
+from ..hw.accelerator import Accelerator, spram_image
 from ..ir import Network
 from ..passes.mapping import LayerMapping
 from .protocol import InferenceResult, run_inference
@@ -35,12 +35,20 @@ class _AmaranthPins:
 
 def simulate_amaranth(network: Network, mappings: tuple[LayerMapping, ...], inputs: np.ndarray,
                       max_cycles: int) -> list[InferenceResult]:
-    """Simulate every sample of ``inputs`` ([B, T, n_in] or [T, n_in]) one after another on one design."""
+    """Simulate every sample of ``inputs`` ([B, T, n_in] or [T, n_in]) one after another on one design,
+    after loading its SPRAM weights (modelled by Amaranth memories)."""
     batch = as_batch(inputs, network.n_in)
-    dut = Accelerator(network, mappings)
+    dut = Accelerator(network, mappings, spram_primitive=False)
+    image = spram_image(network, mappings)
     results: list[InferenceResult] = []
 
     async def testbench(ctx):
+        ctx.set(dut.w_load.valid, 1)
+        for word in image:
+            ctx.set(dut.w_load.payload, word)
+            await ctx.tick().until(dut.w_load.ready)
+        ctx.set(dut.w_load.valid, 0)
+        assert ctx.get(dut.loaded), "the accelerator did not take its whole weight image"
         pins = _AmaranthPins(ctx, dut)
         for sample in batch:
             results.append(await run_inference(pins, sample, network.n_out, max_cycles))

@@ -1,7 +1,8 @@
 """cocotb testbench for the emitted accelerator Verilog inside :mod:`snn2hw.verify.harness`.
 
 Reads the stimuli file named by ``SNN2HW_STIMULI`` (npz: ``spikes`` uint8 [B, T, n_in], ``n_out``,
-``max_cycles`` per sample, ``in_capacity``, ``out_capacity``, ``sample_capacity``), runs the samples in
+``max_cycles`` per sample, ``in_capacity``, ``out_capacity``, ``sample_capacity``, ``image``: the SPRAM weight
+words), loads the weight image into the harness, runs the samples in
 chunks that fit the harness memories and writes ``SNN2HW_RESULTS`` (npz: ``rasters`` uint8 [b, T, n_out]
 and ``cycles`` int64 [b] of the b samples that finished, ``error`` str).
 """
@@ -79,6 +80,10 @@ async def run_stimuli(dut):
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
     for port in ("go", "samples", "load_en", "load_addr", "load_data"):
         getattr(dut, port).value = 0
+    image = stimuli["image"]
+    for address, word in enumerate(image.tolist()):
+        dut.weight_image[address].value = word
+    dut.image_words.value = len(image)
     dut.rst.value = 1
     for _ in range(2):
         await RisingEdge(dut.clk)

@@ -9,7 +9,9 @@ beat memory, pulses ``go`` and waits for ``finished``: no Python runs per clock 
 Memories (written and read by the testbench through the simulator): ``in_beats`` (input beats of all
 samples back to back, each sample ending with its end-of-timestep + last beat), ``out_beats`` and
 ``sample_cycles``. ``load_*`` ports also write ``in_beats``; they keep the memory writable, so synthesis
-cannot fold it into a constant.
+cannot fold it into a constant. ``weight_image`` holds the accelerator's SPRAM weight words
+(``image_words`` of them): the first ``go`` streams them into ``w_load`` before the first sample, as a
+board does after reset; those cycles do not count towards any sample.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class HarnessCapacity:
     in_beats: int = 1 << 15
     out_beats: int = 1 << 15
     samples: int = 512
+    image_words: int = 1 << 16
 
 
 class StimulusHarness(wiring.Component):
@@ -47,6 +50,7 @@ class StimulusHarness(wiring.Component):
         in_width = self.in_format.index_bits + 2
         super().__init__({
             "go": In(1), "samples": In(range(capacity.samples + 1)),
+            "image_words": In(range(capacity.image_words + 1)),
             "finished": Out(1), "out_count": Out(range(capacity.out_beats + 1)),
             "load_en": In(1), "load_addr": In(range(capacity.in_beats)), "load_data": In(in_width),
         })
@@ -60,6 +64,9 @@ class StimulusHarness(wiring.Component):
                                                            depth=cap.out_beats, init=[])
         m.submodules.sample_cycles = sample_cycles = memory.Memory(shape=unsigned(CYCLE_BITS), depth=cap.samples,
                                                                    init=[])
+        m.submodules.weight_image = weight_image = memory.Memory(shape=unsigned(16), depth=cap.image_words,
+                                                                 init=[])
+        image_word = weight_image.read_port(domain="comb")
         beat, loader = in_beats.read_port(domain="comb"), in_beats.write_port()
         out_wr, cycles_wr = out_beats.write_port(), sample_cycles.write_port()
         m.d.comb += [loader.en.eq(self.load_en), loader.addr.eq(self.load_addr), loader.data.eq(self.load_data)]
@@ -67,10 +74,15 @@ class StimulusHarness(wiring.Component):
         start, done = Signal(), Signal()
         i_valid, i_ready = Signal(), Signal()
         o_valid, o_payload = Signal(), Signal(fout.index_bits + 2)
+        w_valid, w_ready, loaded = Signal(), Signal(), Signal()
         m.submodules.dut = Instance(
             TOP_NAME, i_clk=ClockSignal(), i_rst=ResetSignal(), i_start=start, o_done=done,
             i_i_spikes__valid=i_valid, o_i_spikes__ready=i_ready, i_i_spikes__payload=beat.data,
-            o_o_spikes__valid=o_valid, i_o_spikes__ready=1, o_o_spikes__payload=o_payload)
+            o_o_spikes__valid=o_valid, i_o_spikes__ready=1, o_o_spikes__payload=o_payload,
+            i_w_load__valid=w_valid, o_w_load__ready=w_ready, i_w_load__payload=image_word.data,
+            o_loaded=loaded)
+        image_position = Signal(range(cap.image_words + 1))
+        m.d.comb += image_word.addr.eq(image_position)
 
         position = Signal(range(cap.in_beats + 1))
         sample = Signal(range(cap.samples + 1))
@@ -87,6 +99,12 @@ class StimulusHarness(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.go):
                     m.d.sync += [position.eq(0), sample.eq(0), self.out_count.eq(0), self.finished.eq(0)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += w_valid.eq(~loaded & (image_position < self.image_words))
+                with m.If(w_valid & w_ready):
+                    m.d.sync += image_position.eq(image_position + 1)
+                with m.If(loaded):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += start.eq(1)

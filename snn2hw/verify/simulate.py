@@ -10,6 +10,7 @@ import numpy as np
 from .. import golden
 from ..backends.cycle_model import batch_cycles, inference_cycles
 from ..backends.design import CompiledDesign
+from ..hw.accelerator import spram_image
 from ..errors import VerificationError
 from .verilator import RtlSimulator
 
@@ -34,9 +35,11 @@ def cycle_budget(design: CompiledDesign, timesteps: int) -> int:
     return 2 * inference_cycles(design.mappings, busiest) + 100
 
 
-def rtl_simulator(design: CompiledDesign, waves: bool = False) -> RtlSimulator:
+def rtl_simulator(design: CompiledDesign, waves: bool = False, build: bool = True) -> RtlSimulator:
+    """The design's Verilator simulator, cached in ``OUTDIR/.sim``; with ``build=False`` an uncached one is
+    not built (check ``.built``)."""
     return RtlSimulator(design.verilog_path, design.network.n_in, design.network.n_out, design.path / ".sim",
-                        waves=waves)
+                        waves=waves, build=build, image=spram_image(design.network, design.mappings))
 
 
 def simulate_design(design: CompiledDesign, inputs: np.ndarray, engine: str = "rtl",

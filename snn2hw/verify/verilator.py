@@ -23,6 +23,7 @@ from amaranth.back import verilog
 
 from ..errors import ToolError
 from .harness import HARNESS_NAME, HarnessCapacity, StimulusHarness
+from .primitives import primitive_models
 from .protocol import InferenceResult
 
 __all__ = ["RtlSimulator", "verilator_environment"]
@@ -52,23 +53,37 @@ def verilator_environment() -> None:
 
 
 class RtlSimulator:
-    """A Verilator build of one Verilog file; :meth:`run` simulates batches of input spikes on it."""
+    """A Verilator build of one Verilog file; :meth:`run` simulates batches of input spikes on it, first
+    loading ``image`` (the design's SPRAM weight words, see :func:`snn2hw.hw.accelerator.spram_image`)."""
 
     def __init__(self, verilog_path: Path, n_in: int, n_out: int, cache_dir: Path, waves: bool = False,
-                 capacity: HarnessCapacity = HarnessCapacity()):
+                 capacity: HarnessCapacity = HarnessCapacity(), build: bool = True, image: list[int] = ()):
         self.verilog_path = Path(verilog_path)
         self.capacity = capacity
+        if len(image) > capacity.image_words:
+            raise ToolError(f"the SPRAM weight image has {len(image)} words, the simulation harness holds "
+                            f"{capacity.image_words}")
+        self.image = list(image)
         harness = verilog.convert(StimulusHarness(n_in, n_out, capacity), name=HARNESS_NAME, emit_src=False)
-        digest = hashlib.sha256(self.verilog_path.read_bytes())
-        digest.update(harness.encode() + (b"waves" if waves else b""))
+        design = self.verilog_path.read_bytes()
+        self._models_text = primitive_models(design.decode(errors="replace"))
+        digest = hashlib.sha256(design)
+        digest.update(harness.encode() + self._models_text.encode() + (b"waves" if waves else b""))
         self.build_dir = Path(cache_dir) / digest.hexdigest()[:16]
         self.harness_path = self.build_dir / f"{HARNESS_NAME}.v"
+        self.models_path = self.build_dir / "primitives.v"
         self.waves = waves
         self._harness_text = harness
         verilator_environment()
         from cocotb_tools.runner import get_runner
         self._runner = get_runner("verilator")
-        self._build()
+        if build or self.built:
+            self._build()
+
+    @property
+    def built(self) -> bool:
+        """Whether the Verilator build is in the cache (with ``build=False`` it is used only if it is)."""
+        return (self.build_dir / "built.ok").exists()
 
     def _build(self) -> None:
         marker = self.build_dir / "built.ok"
@@ -82,6 +97,7 @@ class RtlSimulator:
             return
         self.build_dir.mkdir(parents=True, exist_ok=True)
         self.harness_path.write_text(self._harness_text)
+        self.models_path.write_text(self._models_text)
         log = self.build_dir / "build.log"
         try:
             with _quiet():
@@ -93,17 +109,20 @@ class RtlSimulator:
         marker.write_text("ok\n")
 
     def _sources(self) -> list[Path]:
-        return [self.harness_path.resolve(), self.verilog_path.resolve()]
+        models = [self.models_path.resolve()] if self._models_text else []
+        return [self.harness_path.resolve(), self.verilog_path.resolve()] + models
 
     def run(self, spikes: np.ndarray, n_out: int, max_cycles: int, vcd_path: Path | None = None,
             ) -> tuple[list[InferenceResult], str]:
-        """Simulate uint8 ``spikes`` [B, T, n_in]; return the finished samples' results and an error
-        message ('' when every sample finished). With ``vcd_path`` (needs ``waves=True``) keep the VCD."""
+        """Simulate uint8 ``spikes`` [B, T, n_in] (after loading the SPRAM weight image); return the finished
+        samples' results and an error message ('' when every sample finished). With ``vcd_path`` (needs
+        ``waves=True``) keep the VCD."""
+        image = self.image
         with tempfile.TemporaryDirectory(prefix="snn2hw-sim-") as tmp:
             tmp = Path(tmp)
             np.savez(tmp / "stimuli.npz", spikes=spikes.astype(np.uint8), n_out=n_out, max_cycles=max_cycles,
                      in_capacity=self.capacity.in_beats, out_capacity=self.capacity.out_beats,
-                     sample_capacity=self.capacity.samples)
+                     sample_capacity=self.capacity.samples, image=np.asarray(image, np.uint16))
             log = tmp / "sim.log"
             env = {"SNN2HW_STIMULI": str(tmp / "stimuli.npz"), "SNN2HW_RESULTS": str(tmp / "results.npz"),
                    "COCOTB_LOG_LEVEL": "WARNING"}
