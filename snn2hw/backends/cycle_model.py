@@ -7,7 +7,8 @@ offers it and the receiver waits for it (the later of the two cycles). Costs per
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
 * an input spike taken at cycle a: integration in cycles a+1 .. a+G; the core takes its next event from
   cycle a + G on;
-* an end-of-timestep taken at cycle a: a read cycle (a+1), then per group one update cycle followed by
+* an end-of-timestep taken at cycle a: a read cycle (a+1) and two pipeline cycles, then per group one
+  update cycle followed by
   its spikes, offered one per cycle from the next cycle on; then the end-of-timestep beat is offered the
   cycle after the last update or spike; the core waits again the cycle after it is taken.
 
@@ -43,7 +44,7 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
     for in_step, out_step in zip(input_raster, output_raster):
         for _ in range(int(in_step.sum())):
             cycle = (yield ("recv", cycle)) + groups
-        cycle = (yield ("recv", cycle)) + 1                  # the read cycle of group 0
+        cycle = (yield ("recv", cycle)) + 3                  # read, stages A and B of group 0
         for g in range(groups):
             cycle += 1                                        # group g's update cycle
             for _ in range(int(out_step[g * lanes:(g + 1) * lanes].sum())):

@@ -5,9 +5,10 @@ The core consumes an event stream (see :mod:`snn2hw.hw.events`) and produces one
 * each input spike j costs ``groups`` integration cycles, adding weight row j to the accumulator
   (``acc[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write); the next event is
   taken in the last of them, so back-to-back spikes cost ``groups`` cycles each (one more after idling);
-* an end-of-timestep costs one read cycle, then per group one update cycle (leak, reset, add current and
-  bias, saturate, fire, clear the accumulator; the next group's read is issued in the same cycle) followed by
-  one cycle per spike emitted, then one cycle for the end-of-timestep beat;
+* an end-of-timestep costs a read cycle and two cycles to fill the update pipeline, then per group one
+  update cycle (leak, reset, add current and bias, saturate, fire, clear the accumulator, in three
+  pipeline stages that overlap consecutive groups) followed by one cycle per spike emitted, then one cycle for the
+  end-of-timestep beat;
 * ``clear`` (from any state) zeroes membranes, spikes and accumulators in ``groups`` cycles.
 
 The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
@@ -80,12 +81,21 @@ class DenseLIFLayer(wiring.Component):
             for k in range(lanes):
                 m.d.comb += acc_wr.data[k].eq(acc_rd.data[k] + w_rd.data[k])
 
-        # The neuron update of one group, from the state/acc words read in the previous cycle.
+        # The neuron update of one group in three pipeline stages, each registered: A (leak; current + bias -
+        # reset) from the words read in the previous cycle, B (their sum), C (saturate, fire, write back).
+        stage_a = [self._stage_a(m, k, st_rd.data[k], acc_rd.data[k], bias_rd.data[k] if mp.has_bias else 0)
+                   for k in range(lanes)]
+        a_regs = [(Signal.like(leak, name=f"a_leak{k}"), Signal.like(pre, name=f"a_pre{k}"))
+                  for k, (leak, pre) in enumerate(stage_a)]
+        b_regs = [(Signal(signed(max(len(leak), len(pre)) + 1), name=f"b_u{k}"), Signal(name=f"b_fire{k}"))
+                  for k, (leak, pre) in enumerate(a_regs)]
+        advance = [regs[i].eq(values[i]) for regs, values in zip(a_regs, stage_a) for i in range(2)]
+        for (u, fire), (leak, pre) in zip(b_regs, a_regs):
+            advance += [u.eq(leak + pre), fire.eq(self._fires(leak, pre))]
         new_state = Signal(data.ArrayLayout(state_layout, lanes))
         fired = Signal(lanes)
-        for k in range(lanes):
-            m.d.comb += self._update_lane(m, k, st_rd.data[k], acc_rd.data[k],
-                                          bias_rd.data[k] if mp.has_bias else 0, new_state[k], fired[k])
+        for k, (u, fire) in enumerate(b_regs):
+            m.d.comb += self._stage_c(u, fire, new_state[k], fired[k])
 
         lane = Signal(range(max(lanes, 2)))                   # lowest set bit of `spikes`
         for k in reversed(range(lanes)):
@@ -136,12 +146,25 @@ class DenseLIFLayer(wiring.Component):
             with m.State("FIRE_READ"):
                 for port in read_ports:
                     m.d.comb += port.addr.eq(0)
+                m.next = "FIRE_PRIME_A"
+            with m.State("FIRE_PRIME_A"):
+                for port in read_ports:
+                    m.d.comb += port.addr.eq(1)
+                m.d.sync += advance
+                m.next = "FIRE_PRIME_B"
+            with m.State("FIRE_PRIME_B"):
+                for port in read_ports:
+                    m.d.comb += port.addr.eq(2)
+                m.d.sync += advance
                 m.next = "FIRE"
             with m.State("FIRE"):
+                # stage C of `group`, B of `group + 1`, A of `group + 2`; the words of `group + 3` are read.
+                # Everything holds while `group`'s spikes are emitted.
                 m.d.comb += [st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(new_state),
                              acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0)]
                 for port in read_ports:
-                    m.d.comb += port.addr.eq(group + 1)   # the next group's words, held while emitting
+                    m.d.comb += port.addr.eq(group + 3)
+                m.d.sync += advance
                 m.d.sync += spikes.eq(fired)
                 with m.If(fired != 0):
                     m.next = "EMIT"
@@ -169,26 +192,48 @@ class DenseLIFLayer(wiring.Component):
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
 
-    def _update_lane(self, m, k, old, acc, bias, new, fired):
-        """Statements computing lane k's new state and spike (the integer LIF of :mod:`snn2hw.ir`)."""
+    def _stage_a(self, m, k, old, acc, bias):
+        """(leak, pre) of lane k: ``floor(beta_q * v / 2^F)`` (0 after a spike under zero reset) and the
+        current plus bias minus the subtractive reset."""
         layer, bits = self.layer, self.state_bits
-        width = max(bits + 2, self.mapping.acc_bits + 1, self.mapping.bias_bits + 1,
-                    layer.threshold.bit_length() + 1) + 3
-        leak = Signal(signed(bits + 2), name=f"leak{k}")
-        u = Signal(signed(width), name=f"u{k}")
-        v = Signal(signed(bits), name=f"v{k}")
-        decayed = (old.v * layer.beta_q) >> layer.frac_bits  # arithmetic shift: floor(beta_q * v / 2^F)
-        statements = [leak.eq(Mux(old.s, 0, decayed) if layer.reset is Reset.ZERO else decayed)]
+        pre_width = max(self.mapping.acc_bits, self.mapping.bias_bits, layer.threshold.bit_length() + 1) + 2
+        leak = Signal(signed(bits + 1), name=f"leak{k}")
+        pre = Signal(signed(pre_width), name=f"pre{k}")
+        decayed = shift_add_product(old.v, layer.beta_q) >> layer.frac_bits   # arithmetic shift: floor
+        m.d.comb += leak.eq(Mux(old.s, 0, decayed) if layer.reset is Reset.ZERO else decayed)
         if layer.reset is Reset.SUBTRACT:
-            statements.append(u.eq(leak + acc + bias - Mux(old.s, layer.threshold, 0)))
+            m.d.comb += pre.eq(acc + bias - Mux(old.s, layer.threshold, 0))
         else:
-            statements.append(u.eq(leak + acc + bias))
-        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        # Padding lanes of the last group have zero weights and bias, so they stay at 0 and never fire.
-        statements += [
-            v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))),
-            new.v.eq(v),
-            new.s.eq(v > layer.threshold),
-            fired.eq(v > layer.threshold),
-        ]
-        return statements
+            m.d.comb += pre.eq(acc + bias)
+        return leak, pre
+
+    def _fires(self, leak, pre):
+        """Whether ``v = clamp(leak + pre)`` exceeds the threshold: ``leak + pre > threshold`` when the
+        threshold is below the state maximum (then both agree), else never."""
+        threshold, hi = self.layer.threshold, (1 << (self.state_bits - 1)) - 1
+        return (leak + pre > threshold) if threshold < hi else 0
+
+    def _stage_c(self, u, fire, new, fired):
+        """Statements for a lane's new state ``clamp(u)`` and spike (from stage B). Padding lanes have zero
+        weights and bias: they stay at 0 and never fire."""
+        lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
+        return [new.v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), new.s.eq(fire), fired.eq(fire)]
+
+
+def shift_add_product(value, factor: int):
+    """``value * factor`` for a constant ``factor >= 0``, as a sum of shifted copies of ``value`` whose
+    signs follow the canonical signed-digit form of ``factor`` (fewest non-zero digits): an exact product
+    without a multiplier."""
+    terms, digit_position = [], 0
+    while factor:
+        if factor & 1:
+            digit = 2 - (factor & 3)          # +1 if factor = ...01, -1 if ...11
+            terms.append((digit, digit_position))
+            factor -= digit
+        factor >>= 1
+        digit_position += 1
+    total = 0
+    for digit, shift in terms:
+        term = value.as_signed() << shift if shift else value.as_signed()
+        total = total + term if digit > 0 else total - term
+    return total
