@@ -1,15 +1,17 @@
 """A time-multiplexed, event-driven dense LIF layer core.
 
-The core consumes an event stream (see :mod:`snn2hw.hw.events`) and produces one:
+The core consumes an event stream (see :mod:`snn2hw.hw.events`) and produces one. Each neuron keeps one
+word, its *membrane* ``m``: between timesteps ``m = leak(v) - reset`` (what the next timestep starts from),
+during integration that plus the current summed so far, so no separate accumulator is needed:
 
-* each input spike j costs ``groups`` integration cycles, adding weight row j to the accumulator
-  (``acc[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write); the next event is
+* each input spike j costs ``groups`` integration cycles, adding weight row j to the membranes
+  (``m[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write); the next event is
   taken in the last of them, so back-to-back spikes cost ``groups`` cycles each (one more after idling);
-* an end-of-timestep costs a read cycle and two cycles to fill the update pipeline, then per group one
-  update cycle (leak, reset, add current and bias, saturate, fire, clear the accumulator, in three
-  pipeline stages that overlap consecutive groups) followed by one cycle per spike emitted, then one cycle for the
-  end-of-timestep beat;
-* ``clear`` (from any state) zeroes membranes, spikes and accumulators in ``groups`` cycles.
+* an end-of-timestep costs a read cycle and two cycles to fill the fire pipeline, then per group one cycle
+  (``u = m + b``, ``v = clamp(u)``, ``s = v > threshold``, ``m = floor(beta_q v / 2^F) - s threshold``
+  or ``floor(beta_q (1 - s) v / 2^F)``, in three pipeline stages that overlap consecutive groups)
+  followed by one cycle per spike emitted, then one cycle for the end-of-timestep beat;
+* ``clear`` (from any state) zeroes the membranes in ``groups`` cycles.
 
 The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
 """
@@ -50,17 +52,14 @@ class DenseLIFLayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, mp, lanes, groups = self.layer, self.mapping, self.mapping.lanes, self.mapping.groups
-        state_layout = data.StructLayout({"v": signed(self.state_bits), "s": unsigned(1)})
+        width = mp.membrane_bits(self.state_bits, layer.threshold)
 
         weights = WeightMemory(layer, mp, self.spram_primitive)
-        m.submodules.acc = acc = memory.Memory(
-            shape=data.ArrayLayout(signed(mp.acc_bits), lanes), depth=groups, init=[])
-        m.submodules.state = state = memory.Memory(
-            shape=data.ArrayLayout(state_layout, lanes), depth=groups, init=[])
+        m.submodules.membrane = membrane = memory.Memory(
+            shape=data.ArrayLayout(signed(width), lanes), depth=groups, init=[])
+        mem_wr = membrane.write_port()
+        mem_rd = membrane.read_port()
         w_rd = weights
-        acc_wr = acc.write_port()
-        acc_rd = acc.read_port(transparent_for=(acc_wr,))   # a group read as it is written sees the new sum
-        st_rd, st_wr = state.read_port(), state.write_port()
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
                 shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
@@ -72,30 +71,36 @@ class DenseLIFLayer(wiring.Component):
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         spikes = Signal(lanes)                                # spikes of the current group not yet emitted
 
+        # A group read in the cycle it is written (one group, back-to-back spikes) sees the new word: the
+        # written word is forwarded from a register, keeping the write data off the read port's path.
+        forward_hit, forward_word = Signal(), Signal.like(mem_wr.data)
+        word = Signal.like(mem_wr.data)
+        with m.If(mem_rd.en):
+            m.d.sync += [forward_hit.eq(mem_wr.en & (mem_wr.addr == mem_rd.addr)), forward_word.eq(mem_wr.data)]
+        m.d.comb += word.eq(Mux(forward_hit, forward_word, mem_rd.data))
+
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
         integ_group = Signal.like(group)
         m.d.sync += integ_valid.eq(0)
         with m.If(integ_valid):
-            m.d.comb += [acc_wr.addr.eq(integ_group), acc_wr.en.eq(1)]
+            m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
             for k in range(lanes):
-                m.d.comb += acc_wr.data[k].eq(acc_rd.data[k] + w_rd.data[k])
+                m.d.comb += mem_wr.data[k].eq(word[k] + w_rd.data[k])
 
-        # The neuron update of one group in three pipeline stages, each registered: A (leak; current + bias -
-        # reset) from the words read in the previous cycle, B (their sum), C (saturate, fire, write back).
-        stage_a = [self._stage_a(m, k, st_rd.data[k], acc_rd.data[k], bias_rd.data[k] if mp.has_bias else 0)
-                   for k in range(lanes)]
-        a_regs = [(Signal.like(leak, name=f"a_leak{k}"), Signal.like(pre, name=f"a_pre{k}"))
-                  for k, (leak, pre) in enumerate(stage_a)]
-        b_regs = [(Signal(signed(max(len(leak), len(pre)) + 1), name=f"b_u{k}"), Signal(name=f"b_fire{k}"))
-                  for k, (leak, pre) in enumerate(a_regs)]
-        advance = [regs[i].eq(values[i]) for regs, values in zip(a_regs, stage_a) for i in range(2)]
-        for (u, fire), (leak, pre) in zip(b_regs, a_regs):
-            advance += [u.eq(leak + pre), fire.eq(self._fires(leak, pre))]
-        new_state = Signal(data.ArrayLayout(state_layout, lanes))
+        # The fire pass of one group in three registered pipeline stages: A adds the bias to the integrated
+        # membrane, B saturates and decides the spike, C applies leak and reset for the next timestep and
+        # writes back. Consecutive groups overlap.
+        stage_a = [word[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
+        a_regs = [Signal(signed(max(width, mp.bias_bits) + 1), name=f"a_u{k}") for k in range(lanes)]
+        b_regs = [(Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")) for k in range(lanes)]
+        advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
+        for (v, spike), u in zip(b_regs, a_regs):
+            advance += self._saturate_and_fire(u, v, spike)
+        next_membrane = Signal(data.ArrayLayout(signed(width), lanes))
         fired = Signal(lanes)
-        for k, (u, fire) in enumerate(b_regs):
-            m.d.comb += self._stage_c(u, fire, new_state[k], fired[k])
+        for k, (v, spike) in enumerate(b_regs):
+            m.d.comb += [next_membrane[k].eq(self._leak_and_reset(v, spike)), fired[k].eq(spike)]
 
         lane = Signal(range(max(lanes, 2)))                   # lowest set bit of `spikes`
         for k in reversed(range(lanes)):
@@ -103,7 +108,7 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += lane.eq(k)
 
         payload = self.i_events.payload
-        read_ports = [acc_rd, st_rd] + ([bias_rd] if mp.has_bias else [])
+        read_ports = [mem_rd] + ([bias_rd] if mp.has_bias else [])
 
         def take_event():
             """Accept the offered event: integrate a spike's row, or start the fire pass on end-of-timestep."""
@@ -127,8 +132,7 @@ class DenseLIFLayer(wiring.Component):
 
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += [acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0),
-                             st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(0)]
+                m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(0)]
                 m.d.sync += group.eq(group + 1)
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
@@ -137,7 +141,7 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += self.idle.eq(1)
                 take_event()
             with m.State("INTEGRATE"):
-                m.d.comb += [w_rd.addr.eq(row_base + group), acc_rd.addr.eq(group)]
+                m.d.comb += [w_rd.addr.eq(row_base + group), mem_rd.addr.eq(group)]
                 m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
@@ -160,8 +164,7 @@ class DenseLIFLayer(wiring.Component):
             with m.State("FIRE"):
                 # stage C of `group`, B of `group + 1`, A of `group + 2`; the words of `group + 3` are read.
                 # Everything holds while `group`'s spikes are emitted.
-                m.d.comb += [st_wr.addr.eq(group), st_wr.en.eq(1), st_wr.data.eq(new_state),
-                             acc_wr.addr.eq(group), acc_wr.en.eq(1), acc_wr.data.eq(0)]
+                m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane)]
                 for port in read_ports:
                     m.d.comb += port.addr.eq(group + 3)
                 m.d.sync += advance
@@ -192,32 +195,24 @@ class DenseLIFLayer(wiring.Component):
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
 
-    def _stage_a(self, m, k, old, acc, bias):
-        """(leak, pre) of lane k: ``floor(beta_q * v / 2^F)`` (0 after a spike under zero reset) and the
-        current plus bias minus the subtractive reset."""
-        layer, bits = self.layer, self.state_bits
-        pre_width = max(self.mapping.acc_bits, self.mapping.bias_bits, layer.threshold.bit_length() + 1) + 2
-        leak = Signal(signed(bits + 1), name=f"leak{k}")
-        pre = Signal(signed(pre_width), name=f"pre{k}")
-        decayed = shift_add_product(old.v, layer.beta_q) >> layer.frac_bits   # arithmetic shift: floor
-        m.d.comb += leak.eq(Mux(old.s, 0, decayed) if layer.reset is Reset.ZERO else decayed)
-        if layer.reset is Reset.SUBTRACT:
-            m.d.comb += pre.eq(acc + bias - Mux(old.s, layer.threshold, 0))
-        else:
-            m.d.comb += pre.eq(acc + bias)
-        return leak, pre
-
-    def _fires(self, leak, pre):
-        """Whether ``v = clamp(leak + pre)`` exceeds the threshold: ``leak + pre > threshold`` when the
-        threshold is below the state maximum (then both agree), else never."""
-        threshold, hi = self.layer.threshold, (1 << (self.state_bits - 1)) - 1
-        return (leak + pre > threshold) if threshold < hi else 0
-
-    def _stage_c(self, u, fire, new, fired):
-        """Statements for a lane's new state ``clamp(u)`` and spike (from stage B). Padding lanes have zero
-        weights and bias: they stay at 0 and never fire."""
+    def _saturate_and_fire(self, u, v, spike) -> list:
+        """``v = clamp(u)`` and ``spike = v > threshold`` (as ``u > threshold``: equivalent whenever the
+        threshold is below the state maximum; above it nothing fires)."""
         lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
-        return [new.v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), new.s.eq(fire), fired.eq(fire)]
+        threshold = self.layer.threshold
+        return [v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), spike.eq((u > threshold) if threshold < hi else 0)]
+
+    def _leak_and_reset(self, v, spike):
+        """The membrane the next timestep integrates onto: ``floor(beta_q * v / 2^F) - spike * threshold``
+        (subtract), ``floor(beta_q * (1 - spike) * v / 2^F)`` (zero), ``floor(beta_q * v / 2^F)`` (none).
+        Padding lanes stay at 0."""
+        layer = self.layer
+        decayed = shift_add_product(v, layer.beta_q) >> layer.frac_bits      # arithmetic shift: floor
+        if layer.reset is Reset.ZERO:
+            return Mux(spike, 0, decayed)
+        if layer.reset is Reset.SUBTRACT:
+            return decayed - Mux(spike, layer.threshold, 0)
+        return decayed
 
 
 def shift_add_product(value, factor: int):

@@ -6,8 +6,8 @@ with silent neurons whose weights and bias are 0). Memories, one word per group:
 
 * weights: ``n_in * groups`` words, word ``j * groups + g`` holds W[g*lanes + k, j] for k < lanes
   (one crossbar row per presynaptic neuron j);
-* accumulator: ``groups`` words of ``lanes`` x ``acc_bits`` (the current W x[t] summed so far);
-* state: ``groups`` words of ``lanes`` x (membrane ``state_bits`` + previous spike bit);
+* membrane: ``groups`` words of ``lanes`` x :meth:`LayerMapping.membrane_bits` (leaked and reset membrane
+  plus the current W x[t] summed so far, see :mod:`snn2hw.hw.lif_layer`);
 * bias: ``groups`` words of ``lanes`` x ``bias_bits`` (absent when every bias is 0).
 
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
@@ -90,6 +90,13 @@ class LayerMapping:
     @property
     def block_ram_lanes(self) -> int:
         return self.lanes - self.spram_lanes
+
+    def membrane_bits(self, state_bits: int, threshold: int) -> int:
+        """Width holding every membrane word: a leaked state in [-2^(B-1), 2^(B-1)), minus the threshold
+        after a spike, plus any current in the accumulator's range."""
+        acc_lo, acc_hi = -(1 << (self.acc_bits - 1)), (1 << (self.acc_bits - 1)) - 1
+        state_lo, state_hi = -(1 << (state_bits - 1)), (1 << (state_bits - 1)) - 1
+        return signed_bits(np.array([state_lo - threshold + acc_lo, state_hi + acc_hi]))
 
     def weight_matrix(self, layer: Layer) -> np.ndarray:
         """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j]."""
