@@ -165,6 +165,15 @@ def _save_atomically(path: Path, write) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _lanes(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snn2hw", description="Compile trained spiking neural networks to "
                                      "bit-exact FPGA hardware.")
@@ -179,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--state-bits", type=int, default=16, metavar="B", help="membrane width in bits")
     compile_.add_argument("--timesteps", type=int, default=25, metavar="T",
                           help="timesteps per inference, for the latency report")
-    compile_.add_argument("--lanes", type=int, default=1, metavar="N", help="neurons updated per cycle per layer")
+    compile_.add_argument("--lanes", type=_lanes, default="auto", metavar="auto|N",
+                          help="neurons updated per cycle per layer: N for every layer, or auto (chosen per layer "
+                               "from the board's resources)")
     compile_.add_argument("--weight-bits", type=int, default=None, metavar="N",
                           help="quantize a float model to N-bit weights (float default 8; an integer model "
                                "must fit)")

@@ -14,16 +14,17 @@ import numpy as np
 
 from . import golden
 from .backends.boards import Board, load_board
-from .backends.design import (NETWORK_FILE, REPORT_FILE, VERILOG_FILE, check_output_dir, staged_directory,
+from .backends.design import (SPRAM_IMAGE_FILE, NETWORK_FILE, REPORT_FILE, VERILOG_FILE, check_output_dir, staged_directory,
                               write_json)
 from .backends.report import build_report, reference_stimuli
-from .backends.resources import check_fit
+from .backends.resources import board_budget, check_fit
 from .backends.verilog import emit_verilog
 from .errors import Snn2hwError
-from .hw.accelerator import TOP_NAME
+from .hw.accelerator import TOP_NAME, spram_image
 from .importers import load_model
 from .ir import Network, SourceNetwork
-from .passes.mapping import LayerMapping, map_network
+from .passes.mapping import LayerMapping
+from .passes.placement import place_network
 from .passes.quantize import QuantizationReport, quantize
 
 __all__ = ["CompileConfig", "CompileResult", "compile_model", "fidelity"]
@@ -38,7 +39,7 @@ class CompileConfig:
     board: str = "ice40"
     state_bits: int = 16
     timesteps: int = 25
-    lanes: int = 1
+    lanes: int | str = "auto"
     weight_bits: int | None = None
     frac_bits: int | None = None
     force: bool = False
@@ -48,8 +49,8 @@ class CompileConfig:
             raise Snn2hwError(f"--timesteps must be >= 1, got {self.timesteps}")
         if not 2 <= self.state_bits <= 32:
             raise Snn2hwError(f"--state-bits must be in [2, 32], got {self.state_bits}")
-        if self.lanes < 1:
-            raise Snn2hwError(f"--lanes must be >= 1, got {self.lanes}")
+        if self.lanes != "auto" and not (isinstance(self.lanes, int) and self.lanes >= 1):
+            raise Snn2hwError(f"--lanes must be 'auto' or an integer >= 1, got {self.lanes!r}")
 
 
 @dataclass
@@ -90,9 +91,21 @@ def _step_quantize(config: CompileConfig, result: CompileResult) -> None:
         result.fidelity = fidelity(result.source, result.network, stimuli)
 
 
+def layer_work(network: Network, timesteps: int) -> list[float]:
+    """Per layer, mean input spikes plus timesteps per inference on the reference stimuli (what lanes
+    speed up: integration per spike, a fire pass per timestep)."""
+    stimuli = reference_stimuli(network.n_in, timesteps)
+    rasters = [stimuli] + list(golden.run(network, stimuli).spikes[:-1])
+    return [float(raster.sum(axis=(1, 2)).mean()) + timesteps for raster in rasters]
+
+
 def _step_map(config: CompileConfig, result: CompileResult) -> None:
-    result.mappings = map_network(result.network, config.lanes)
-    check_fit(result.mappings, result.network.state_bits, result.board)
+    network, board = result.network, result.board
+    if config.lanes == "auto":
+        result.mappings = place_network(network, board_budget(board), None, layer_work(network, config.timesteps))
+    else:
+        result.mappings = place_network(network, board_budget(board), int(config.lanes))
+    check_fit(network, result.mappings, board)
 
 
 def _step_emit(config: CompileConfig, result: CompileResult) -> None:
@@ -130,7 +143,10 @@ def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambd
     description = result.network.to_json()
     description["compile"] = options
     description["mappings"] = [mapping.to_json() for mapping in result.mappings]
+    image = spram_image(result.network, result.mappings)
     with staged_directory(config.outdir, force=config.force) as staging:
+        if image:
+            (staging / SPRAM_IMAGE_FILE).write_bytes(np.asarray(image, "<u2").tobytes())
         (staging / VERILOG_FILE).write_text(result.verilog)
         write_json(staging / NETWORK_FILE, description)
         write_json(staging / REPORT_FILE, result.report)

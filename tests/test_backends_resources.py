@@ -1,7 +1,9 @@
 import pytest
 
 from snn2hw.backends.boards import board_names, load_board
-from snn2hw.backends.resources import check_fit, ebr_blocks, estimate_resources
+from snn2hw.backends.resources import board_budget, check_fit, ebr_blocks, estimate_resources
+from snn2hw.passes.cost import network_cost
+from snn2hw.passes.placement import place_network
 from snn2hw.errors import ResourceError
 from snn2hw.passes.mapping import map_network
 
@@ -22,12 +24,30 @@ def test_boards_are_described_as_data():
 def test_a_model_too_big_for_the_up5k_is_refused_with_what_it_needs():
     network = random_network(0, sizes=[784, 512, 10], weight_range=100, bias=False)
     mappings = map_network(network)
-    with pytest.raises(ResourceError, match=r"iCE40UP5K-SG48: layer memories need \d+ block RAMs .* the board has 30"):
-        check_fit(mappings, 16, load_board("ice40"))
-    check_fit(mappings, 16, load_board("generic"))      # Verilog only: no limit
+    with pytest.raises(ResourceError, match=r"iCE40UP5K-SG48: layer memories need \d+ block RAMs .* the board has "
+                                            r"28 block RAMs for layers .* and 4 SPRAM blocks"):
+        check_fit(network, mappings, load_board("ice40"))
+    check_fit(network, mappings, load_board("generic"))      # Verilog only: no limit
 
 
 def test_estimate_counts_every_layer_memory():
     network = random_network(1, sizes=[16, 32, 4], bias=True)
-    estimate = estimate_resources(map_network(network), 16, load_board("ice40"))
-    assert estimate["EBR"]["available"] == 30 and estimate["EBR"]["used"] >= 2 * 3
+    estimate = estimate_resources(network, map_network(network), load_board("ice40"))
+    assert estimate["EBR"]["available"] == 30 and estimate["EBR"]["used"] >= 2
+    assert estimate["LC"]["used"] > 0 and estimate["SPRAM"]["used"] == 0
+
+
+def test_auto_placement_moves_large_layers_to_spram_and_fits_the_up5k():
+    network = random_network(3, sizes=[784, 128, 10], weight_range=7, bias=False)
+    board = load_board("ice40")
+    mappings = place_network(network, board_budget(board), None)
+    assert mappings[0].spram_lanes > 0 and mappings[0].groups <= 16
+    check_fit(network, mappings, board)
+    cost = network_cost(network, mappings, board_budget(board).block_shapes)
+    assert cost.blocks("SPRAM") <= 4 and cost.logic_cells <= 5280
+
+
+def test_fixed_lanes_are_kept_and_small_networks_stay_in_block_ram():
+    network = random_network(4, sizes=[16, 32, 4])
+    mappings = place_network(network, board_budget(load_board("ice40")), 3)
+    assert [m.lanes for m in mappings] == [3, 3] and all(m.spram_lanes == 0 for m in mappings)

@@ -1,7 +1,9 @@
 """The compiled design directory (OUTDIR): what ``compile`` writes and ``simulate``/``verify`` read.
 
 Files: ``snn_accelerator.v`` (the Verilog, one top module), ``network.json`` (the compiled integer network,
-compile options and layer mappings, readable) and ``report.json``. A directory is written under a
+compile options and layer mappings, readable), ``report.json`` and, when layers keep weights in SPRAM,
+``spram_weights.bin`` (the words the accelerator's ``w_load`` stream takes after reset, 16-bit
+little-endian). A directory is written under a
 temporary name beside OUTDIR and renamed into place only when complete.
 """
 
@@ -24,6 +26,7 @@ __all__ = ["CompiledDesign", "staged_directory", "check_output_dir", "VERILOG_FI
 VERILOG_FILE = "snn_accelerator.v"
 NETWORK_FILE = "network.json"
 REPORT_FILE = "report.json"
+SPRAM_IMAGE_FILE = "spram_weights.bin"   # SPRAM weight words, 16-bit little-endian (see hw.accelerator)
 
 
 def write_json(path: Path, obj) -> None:

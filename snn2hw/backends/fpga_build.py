@@ -132,6 +132,10 @@ def build_design(design: CompiledDesign, board: Board, progress: Callable[[str],
     """Build the bitstream into ``OUTDIR/build``; return the measured part of the report."""
     if not board.platform:
         raise ToolError(f"board {board.name!r} is Verilog only: there is nothing to build")
+    in_spram = [mapping.name for mapping in design.mappings if mapping.spram_lanes]
+    if in_spram:
+        raise ToolError(f"layer {in_spram[0]!r} keeps weights in SPRAM, which the board top cannot load yet "
+                        f"(simulate and verify work); compile with --lanes N small enough for block RAM to build")
     env = _toolchain_env(board)
     platform = _platform(board)
     build_dir = design.path / BUILD_DIR

@@ -8,7 +8,8 @@ from ..ir import Network
 from ..passes.mapping import LayerMapping
 from .boards import Board
 from .cycle_model import batch_cycles, inference_cycles
-from .resources import estimate_resources, layer_memories
+from ..passes.cost import layer_memories
+from .resources import board_budget, estimate_resources
 
 __all__ = ["reference_stimuli", "latency_report", "build_report", "merge_build_results", "REFERENCE_RATE", "REFERENCE_SAMPLES"]
 
@@ -39,15 +40,20 @@ def latency_report(network: Network, mappings: tuple[LayerMapping, ...], timeste
 def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Board, timesteps: int,
                  quantization: dict, timings: dict) -> dict:
     layers = []
+    shapes = board_budget(board).block_shapes
     for layer, mapping in zip(network.layers, mappings):
+        width = mapping.membrane_bits(network.state_bits, layer.threshold)
+        placed = layer_memories(mapping, width, shapes)
+        weights_in = [memory.kind for memory in placed if memory.name.startswith("weights")]
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
-                       "weight_bits": mapping.weight_bits, "memory": "EBR", "lanes": mapping.lanes,
-                       "groups": mapping.groups, "acc_bits": mapping.acc_bits, "reset": layer.reset.value,
-                       "beta": layer.beta, "threshold": layer.threshold,
-                       "memories": {name: {"width": w, "depth": d}
-                                    for name, (w, d) in layer_memories(mapping, network.state_bits).items()}})
+                       "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
+                       "spram_lanes": mapping.spram_lanes, "groups": mapping.groups, "acc_bits": mapping.acc_bits,
+                       "membrane_bits": width, "reset": layer.reset.value, "beta": layer.beta,
+                       "threshold": layer.threshold,
+                       "memories": {memory.name: {"width": memory.width, "depth": memory.depth, "kind": memory.kind,
+                                                  "blocks": memory.blocks} for memory in placed}})
     return {"board": board.name, "device": board.device,
-            "resources": estimate_resources(mappings, network.state_bits, board), "resources_source": "estimate",
+            "resources": estimate_resources(network, mappings, board), "resources_source": "estimate",
             "fmax_mhz": None, "latency": latency_report(network, mappings, timesteps),
             "state_bits": network.state_bits, "layers": layers, "quantization": quantization,
             "tools": {}, "timings_s": timings}

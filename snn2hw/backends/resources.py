@@ -1,65 +1,69 @@
-"""Pre-synthesis resource estimate and fit check against a board.
+"""Pre-synthesis resource estimate and fit check of a mapped network against a board.
 
-Every layer memory (weights, accumulator, state, bias) is assumed to become block RAM. A block has the
-[width, depth] configurations the board lists (``memory.ebr_shapes``; on iCE40 16 x 256, 8 x 512, 4 x 1024
-or 2 x 2048); a memory of width w and depth d takes the cheapest tiling of one configuration.
+The numbers come from :mod:`snn2hw.passes.cost` (block RAM, SPRAM and logic-cell estimates), with the
+board's block-RAM shapes and resources from its description in ``boards/``.
 """
 
 from __future__ import annotations
 
 from ..errors import ResourceError
-from ..passes.mapping import LayerMapping, ceil_div
+from ..ir import Network
+from ..passes.cost import DEFAULT_BLOCK_SHAPES, Budget, NetworkCost, block_rams, network_cost
+from ..passes.mapping import LayerMapping
 from .boards import Board
 
-__all__ = ["layer_memories", "ebr_blocks", "memory_totals", "estimate_resources", "check_fit"]
+__all__ = ["board_budget", "estimate_resources", "check_fit", "ebr_blocks"]
 
-ICE40_EBR_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+# Block RAMs the board top itself needs (the UART's receive and transmit FIFOs).
+BOARD_TOP_BLOCK_RAMS = 2
 
 
-def ebr_blocks(width: int, depth: int, shapes=ICE40_EBR_SHAPES) -> int:
+def ebr_blocks(width: int, depth: int, shapes=DEFAULT_BLOCK_SHAPES) -> int:
     """Block RAMs needed for a ``width`` x ``depth`` memory, given the block's [width, depth] shapes."""
-    return min(ceil_div(width, w) * ceil_div(depth, d) for w, d in shapes)
+    return block_rams(width, depth, shapes)
 
 
-def layer_memories(mapping: LayerMapping, state_bits: int) -> dict[str, tuple[int, int]]:
-    """(width, depth) of each memory of a layer core."""
-    memories = {
-        "weights": (mapping.lanes * mapping.weight_bits, mapping.weight_words),
-        "accumulator": (mapping.lanes * mapping.acc_bits, mapping.groups),
-        "state": (mapping.lanes * (state_bits + 1), mapping.groups),
-    }
-    if mapping.has_bias:
-        memories["bias"] = (mapping.lanes * mapping.bias_bits, mapping.groups)
-    return memories
+def board_budget(board: Board) -> Budget:
+    """What ``board`` offers the accelerator (the board top's own block RAMs set aside)."""
+    ebr = board.resources.get("EBR")
+    return Budget(block_rams=None if ebr is None else max(0, ebr - BOARD_TOP_BLOCK_RAMS),
+                  block_shapes=tuple(tuple(shape) for shape in board.memory.get("ebr_shapes", DEFAULT_BLOCK_SHAPES)),
+                  spram_blocks=board.resources.get("SPRAM", 0), logic_cells=board.resources.get("LC"))
 
 
-def memory_totals(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board) -> tuple[int, int]:
-    """(block RAMs, bits) of all layer memories together on ``board``."""
-    block_shapes = board.memory.get("ebr_shapes", ICE40_EBR_SHAPES)
-    shapes = [shape for mapping in mappings for shape in layer_memories(mapping, state_bits).values()]
-    return sum(ebr_blocks(w, d, block_shapes) for w, d in shapes), sum(w * d for w, d in shapes)
+def _cost(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> NetworkCost:
+    return network_cost(network, mappings, board_budget(board).block_shapes)
 
 
-def estimate_resources(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board) -> dict:
-    """``{"EBR": {"used": n, "available": m}, "memory_bits": {...}}``-style estimate for report.json."""
-    blocks, bits = memory_totals(mappings, state_bits, board)
-    resources = {"EBR": {"used": blocks, "available": board.resources.get("EBR")},
-                 "memory_bits": {"used": bits, "available": board.resources.get("EBR", 0)
-                                 * board.memory.get("ebr_bits", 0) or None}}
-    for name in ("LC", "SPRAM", "DSP"):
-        if name in board.resources:
-            resources[name] = {"used": None, "available": board.resources[name]}
+def estimate_resources(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> dict:
+    """report.json's ``resources`` before a build: estimated used vs available per resource."""
+    cost = _cost(network, mappings, board)
+    estimate = {"EBR": cost.blocks("EBR") + (BOARD_TOP_BLOCK_RAMS if "EBR" in board.resources else 0),
+                "SPRAM": cost.blocks("SPRAM"), "LC": cost.logic_cells}
+    resources = {name: {"used": estimate.get(name), "available": available}
+                 for name, available in board.resources.items()}
+    resources["memory_bits"] = {"used": cost.bits("EBR") + cost.bits("SPRAM"),
+                                "available": board.resources.get("EBR", 0) * board.memory.get("ebr_bits", 0)
+                                + board.resources.get("SPRAM", 0) * board.memory.get("spram_bits", 0) or None}
     return resources
 
 
-def check_fit(mappings: tuple[LayerMapping, ...], state_bits: int, board: Board) -> None:
-    """Raise :class:`ResourceError` if the layer memories cannot fit the board's block RAM."""
-    available = board.resources.get("EBR")
-    if available is None:
+def check_fit(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> None:
+    """Raise :class:`ResourceError` naming what is needed and what ``board`` has if the design cannot fit."""
+    if not board.resources:
         return
-    needed, bits = memory_totals(mappings, state_bits, board)
-    if needed > available:
-        have = available * board.memory.get("ebr_bits", 4096)
-        raise ResourceError(f"model too big for {board.device or board.name}: layer memories need {needed} "
-                            f"block RAMs ({bits / 1e6:.2f} Mbit), the board has {available} "
-                            f"({have / 1e6:.2f} Mbit)")
+    cost, budget = _cost(network, mappings, board), board_budget(board)
+    device = board.device or board.name
+    spram_bits = board.memory.get("spram_bits", 0)
+    if budget.block_rams is not None and cost.blocks("EBR") > budget.block_rams:
+        raise ResourceError(
+            f"model too big for {device}: layer memories need {cost.blocks('EBR')} block RAMs "
+            f"({cost.bits('EBR') / 1e6:.2f} Mbit) and {cost.blocks('SPRAM')} SPRAM blocks, the board has "
+            f"{budget.block_rams} block RAMs for layers ({budget.block_rams * board.memory.get('ebr_bits', 4096) / 1e6:.2f} Mbit) "
+            f"and {budget.spram_blocks} SPRAM blocks ({budget.spram_blocks * spram_bits / 1e6:.2f} Mbit)")
+    if cost.blocks("SPRAM") > budget.spram_blocks:
+        raise ResourceError(f"model too big for {device}: weights need {cost.blocks('SPRAM')} SPRAM blocks, "
+                            f"the board has {budget.spram_blocks}")
+    if budget.logic_cells is not None and cost.logic_cells > budget.logic_cells:
+        raise ResourceError(f"model too big for {device}: about {cost.logic_cells} logic cells needed, the board "
+                            f"has {budget.logic_cells} (try fewer --lanes)")

@@ -58,7 +58,7 @@ class DenseLIFLayer(wiring.Component):
         m.submodules.membrane = membrane = memory.Memory(
             shape=data.ArrayLayout(signed(width), lanes), depth=groups, init=[])
         mem_wr = membrane.write_port()
-        mem_rd = membrane.read_port()
+        mem_rd = membrane.read_port(transparent_for=(mem_wr,))   # a group read as it is written sees the new sum
         w_rd = weights
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
@@ -71,13 +71,7 @@ class DenseLIFLayer(wiring.Component):
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         spikes = Signal(lanes)                                # spikes of the current group not yet emitted
 
-        # A group read in the cycle it is written (one group, back-to-back spikes) sees the new word: the
-        # written word is forwarded from a register, keeping the write data off the read port's path.
-        forward_hit, forward_word = Signal(), Signal.like(mem_wr.data)
-        word = Signal.like(mem_wr.data)
-        with m.If(mem_rd.en):
-            m.d.sync += [forward_hit.eq(mem_wr.en & (mem_wr.addr == mem_rd.addr)), forward_word.eq(mem_wr.data)]
-        m.d.comb += word.eq(Mux(forward_hit, forward_word, mem_rd.data))
+        word = mem_rd.data
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()

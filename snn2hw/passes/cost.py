@@ -1,0 +1,102 @@
+"""Pre-synthesis cost model of a mapped network: where each memory lands and about how many logic cells.
+
+Memories follow Yosys's choice for iCE40 (``memory_libmap``): a memory becomes block RAM unless logic is
+cheaper, at a cost of 64 per block against 1 per bit of a writable memory (flip-flops) or 1/16 per bit of
+a read-only one (LUTs). SPRAM columns are counted as placed by the mapping. Logic cells are estimated from
+the datapath widths (calibrated on nextpnr's counts for iCE40 builds; an estimate, not a promise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir import Network
+from .mapping import LayerMapping, ceil_div
+
+__all__ = ["Budget", "MemoryCost", "NetworkCost", "layer_memories", "network_cost", "block_rams",
+           "DEFAULT_BLOCK_SHAPES"]
+
+DEFAULT_BLOCK_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))   # iCE40 SB_RAM40_4K [width, depth]
+BLOCK_COST = 64
+RAM_BIT_COST, ROM_BIT_COST = 1.0, 1 / 16
+LC_BASE = 450            # board top: UART, FIFOs' control, LEDs, handshakes
+LC_PER_LAYER = 150       # FSM, counters, event encoding
+LC_PER_LANE_BIT = 9      # per lane and membrane bit: integration adder, saturation, fire, leak, pipeline
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a board offers (None: no limit)."""
+
+    block_rams: int | None = None
+    block_shapes: tuple[tuple[int, int], ...] = DEFAULT_BLOCK_SHAPES
+    spram_blocks: int = 0
+    logic_cells: int | None = None
+
+
+@dataclass(frozen=True)
+class MemoryCost:
+    layer: str
+    name: str
+    width: int
+    depth: int
+    kind: str            # "EBR" | "logic" | "SPRAM"
+    blocks: int          # block RAMs or SPRAM blocks
+    logic_cells: int
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    memories: tuple[MemoryCost, ...]
+    logic_cells: int
+
+    def blocks(self, kind: str) -> int:
+        return sum(memory.blocks for memory in self.memories if memory.kind == kind)
+
+    def bits(self, kind: str) -> int:
+        return sum(memory.width * memory.depth for memory in self.memories if memory.kind == kind)
+
+    def fits(self, budget: Budget, logic_margin: float = 1.0) -> bool:
+        return ((budget.block_rams is None or self.blocks("EBR") <= budget.block_rams)
+                and self.blocks("SPRAM") <= budget.spram_blocks
+                and (budget.logic_cells is None or self.logic_cells <= logic_margin * budget.logic_cells))
+
+
+def block_rams(width: int, depth: int, shapes=DEFAULT_BLOCK_SHAPES) -> int:
+    """Block RAMs for a ``width`` x ``depth`` memory: the cheapest tiling of one [width, depth] shape."""
+    return min(ceil_div(width, w) * ceil_div(depth, d) for w, d in shapes)
+
+
+def _place(layer: str, name: str, width: int, depth: int, writable: bool, shapes) -> MemoryCost:
+    blocks = block_rams(width, depth, shapes)
+    bit_cost = RAM_BIT_COST if writable else ROM_BIT_COST
+    if width * depth * bit_cost < blocks * BLOCK_COST:
+        return MemoryCost(layer, name, width, depth, "logic", 0, int(width * depth * bit_cost + 0.5))
+    return MemoryCost(layer, name, width, depth, "EBR", blocks, 0)
+
+
+def layer_memories(mapping: LayerMapping, membrane_bits: int, shapes=DEFAULT_BLOCK_SHAPES) -> list[MemoryCost]:
+    """Every memory of one layer core, placed."""
+    name, memories = mapping.name, []
+    if mapping.spram_lanes:
+        memories.append(MemoryCost(name, "weights_spram", mapping.spram_columns * 16, mapping.weight_words,
+                                   "SPRAM", mapping.spram_columns, 0))
+    if mapping.block_ram_lanes:
+        memories.append(_place(name, "weights", mapping.block_ram_lanes * mapping.weight_bits,
+                               mapping.weight_words, False, shapes))
+    memories.append(_place(name, "membrane", mapping.lanes * membrane_bits, mapping.groups, True, shapes))
+    if mapping.has_bias:
+        memories.append(_place(name, "bias", mapping.lanes * mapping.bias_bits, mapping.groups, False, shapes))
+    return memories
+
+
+def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
+                 shapes=DEFAULT_BLOCK_SHAPES) -> NetworkCost:
+    memories, logic = [], LC_BASE
+    for layer, mapping in zip(network.layers, mappings):
+        width = mapping.membrane_bits(network.state_bits, layer.threshold)
+        placed = layer_memories(mapping, width, shapes)
+        memories += placed
+        logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width
+        logic += sum(memory.logic_cells for memory in placed)
+    return NetworkCost(tuple(memories), logic)

@@ -1,0 +1,81 @@
+"""Choose each layer's lanes and weight placement for a board (``--lanes auto|N``).
+
+Weights: a layer's weight words go to block RAM; while the block RAMs estimated by :mod:`.cost` exceed
+the board's, the layer with the largest weight memory moves as many lanes as the free SPRAM columns hold
+into SPRAM (depth permitting), then the next.
+
+``auto`` lanes: start from one lane per layer; repeatedly take the layer with the most busy cycles
+(``work * groups``, work = its input spikes plus timesteps per inference on reference stimuli) and halve its
+groups
+(``lanes = ceil(neurons / ceil(groups / 2))``); keep the step if the estimate still fits the board (logic
+at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step that needs fewer block RAMs is kept), else
+stop growing that layer. Without a logic budget, lanes stop at
+:data:`UNBOUNDED_MAX_LANES`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..ir import Network
+from .cost import Budget, network_cost
+from .mapping import SPRAM_DEPTH, LayerMapping, ceil_div, map_layer
+
+__all__ = ["place_network", "LOGIC_MARGIN", "UNBOUNDED_MAX_LANES"]
+
+LOGIC_MARGIN = 0.85
+UNBOUNDED_MAX_LANES = 16
+
+
+def _with_spram(network: Network, lanes: Sequence[int], budget: Budget) -> tuple[LayerMapping, ...]:
+    mappings = [map_layer(layer, n) for layer, n in zip(network.layers, lanes)]
+    free_columns = budget.spram_blocks
+    by_size = sorted(range(len(mappings)), key=lambda i: -mappings[i].weight_memory_bits)
+    for index in by_size:
+        cost = network_cost(network, tuple(mappings), budget.block_shapes)
+        if budget.block_rams is None or cost.blocks("EBR") <= budget.block_rams or free_columns == 0:
+            break
+        mapping = mappings[index]
+        if mapping.weight_words > SPRAM_DEPTH or mapping.weight_bits > 16:
+            continue
+        spram_lanes = min(mapping.lanes, free_columns * mapping.lanes_per_column)
+        mappings[index] = map_layer(network.layers[index], mapping.lanes, spram_lanes)
+        free_columns -= mappings[index].spram_columns
+    return tuple(mappings)
+
+
+def _better(network: Network, trial: tuple[LayerMapping, ...], current: tuple[LayerMapping, ...],
+            budget: Budget) -> bool:
+    """Take ``trial`` if it fits, or whenever ``current`` does not fit either (a layer too deep for SPRAM
+    at few lanes may fit it at more)."""
+    if network_cost(network, trial, budget.block_shapes).fits(budget, LOGIC_MARGIN):
+        return True
+    return not network_cost(network, current, budget.block_shapes).fits(budget, LOGIC_MARGIN)
+
+
+def place_network(network: Network, budget: Budget, lanes: int | None,
+                  work: Sequence[float] = ()) -> tuple[LayerMapping, ...]:
+    """Mappings for every layer: ``lanes`` each (capped at the layer's width), or chosen automatically
+    (``lanes=None``) from each layer's ``work`` (default: its fan-in)."""
+    if lanes is not None:
+        return _with_spram(network, [lanes] * len(network.layers), budget)
+    current = [1] * len(network.layers)
+    best = _with_spram(network, current, budget)
+    activity = list(work) or [float(layer.n_in) for layer in network.layers]
+    growing = set(range(len(current)))
+    while growing:
+        index = max(growing, key=lambda i: activity[i] * best[i].groups)
+        layer, groups = network.layers[index], best[index].groups
+        if groups == 1 or (budget.logic_cells is None and current[index] >= UNBOUNDED_MAX_LANES):
+            growing.discard(index)
+            continue
+        trial = list(current)
+        trial[index] = ceil_div(layer.n_out, ceil_div(groups, 2))
+        if budget.logic_cells is None:
+            trial[index] = min(trial[index], UNBOUNDED_MAX_LANES)
+        mappings = _with_spram(network, trial, budget)
+        if _better(network, mappings, best, budget):
+            current, best = trial, mappings
+        else:
+            growing.discard(index)
+    return best
