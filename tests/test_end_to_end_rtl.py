@@ -61,11 +61,13 @@ def test_rtl_is_bit_exact_with_the_contract_and_verify_passes(case, tmp_path):
 
 def _corrupt_weights(design: CompiledDesign, verilog: str) -> str:
     """Invert the first layer's weight-memory words of input 0 (its whole crossbar row) in the init."""
+    start = verilog.index(f"module \\snn_accelerator.layer_{design.network.layers[0].name}.weights ")
     for word in range(design.mappings[0].groups):
-        match = re.search(rf"(weights\[{word}\] = (\d+)'h)([0-9a-f]+);", verilog)
+        match = re.compile(rf"(block_ram\[{word}\] = (\d+)'([hd]))([0-9a-f]+);").search(verilog, start)
         assert match, "weight memory init not found"
-        inverted = int(match.group(3), 16) ^ ((1 << int(match.group(2))) - 1)
-        verilog = verilog[:match.start(3)] + format(inverted, f"0{len(match.group(3))}x") + verilog[match.end(3):]
+        width, base = int(match.group(2)), 16 if match.group(3) == "h" else 10
+        inverted = int(match.group(4), base) ^ ((1 << width) - 1)
+        verilog = verilog[:match.start(1)] + f"block_ram[{word}] = {width}'h{inverted:x}" + verilog[match.end(4):]
     return verilog
 
 
