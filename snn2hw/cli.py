@@ -4,7 +4,9 @@ verification exits with code 1."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,10 +23,30 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_SILENT = False  # set by main() for --quiet / --json: no progress at all
+
+
 def _progress(message: str) -> None:
     """Progress lines go to an interactive terminal only, so that stderr of a failed run is one line."""
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and not _SILENT:
         _log(message)
+
+
+def _display():
+    """A rich progress display (spinner or bar) on an interactive stderr, unless --quiet or --json."""
+    from .progress import Progress
+
+    return Progress(enabled=False if _SILENT else None)
+
+
+def _finish(args, lines: list[str], data: dict, summary: int = -1) -> None:
+    """Print a command's result: ``lines``; with --quiet only ``lines[summary]``; with --json ``data``."""
+    if args.json_output:
+        print(json.dumps(data, indent=2, default=str))
+    elif args.quiet:
+        print(lines[summary])
+    else:
+        print("\n".join(lines))
 
 
 def _cmd_compile(args) -> int:
@@ -33,23 +55,27 @@ def _cmd_compile(args) -> int:
     config = CompileConfig(model=args.model, outdir=args.output, board=args.board, state_bits=args.state_bits,
                            timesteps=args.timesteps, lanes=args.lanes, weight_bits=args.weight_bits,
                            frac_bits=args.frac_bits, force=args.force)
-    result = compile_model(config, progress=lambda step: _progress(f"snn2hw: {step} ..."))
+    with _display() as display:
+        result = compile_model(config, progress=lambda step: display.step(f"compile: {step}"))
     network, quant, latency = result.network, result.quantization, result.report["latency"]
     shape = " -> ".join([str(network.n_in)] + [str(layer.n_out) for layer in network.layers])
-    print(f"compiled {Path(args.model).name}: {shape} neurons, {len(network.layers)} LIF layers, "
-          f"state {network.state_bits} bits, beta {quant.frac_bits} fraction bits, board {config.board}")
+    lines = [f"compiled {Path(args.model).name}: {shape} neurons, {len(network.layers)} LIF layers, "
+             f"state {network.state_bits} bits, beta {quant.frac_bits} fraction bits, board {config.board}"]
     if quant.exact:
-        print("integer model: compiled exactly as given (no rescaling)")
-    for note in quant.notes:
-        print(f"note: {note}")
+        lines.append("integer model: compiled exactly as given (no rescaling)")
+    lines += [f"note: {note}" for note in quant.notes]
     if result.fidelity is not None:
         fid = result.fidelity
-        print(f"agreement with the float model on {fid['samples']} random samples: "
-              f"{100 * fid['spike_agreement']:.2f} % of output spikes, {100 * fid['class_agreement']:.2f} % of "
-              f"predicted classes")
-    print(f"latency (cycle model): {latency['cycles_per_inference']} cycles per inference of "
-          f"{latency['timesteps']} timesteps ({latency['stimulus']})")
-    print(f"wrote {result.outdir}/ in {result.timings['compile']:.2f} s")
+        lines.append(f"agreement with the float model on {fid['samples']} random samples: "
+                     f"{100 * fid['spike_agreement']:.2f} % of output spikes, "
+                     f"{100 * fid['class_agreement']:.2f} % of predicted classes")
+    lines.append(f"latency (cycle model): {latency['cycles_per_inference']} cycles per inference of "
+                 f"{latency['timesteps']} timesteps ({latency['stimulus']})")
+    lines.append(f"wrote {result.outdir}/ in {result.timings['compile']:.2f} s")
+    _finish(args, lines, {"outdir": str(result.outdir), "model": Path(args.model).name, "board": config.board,
+                          "neurons": [network.n_in] + [layer.n_out for layer in network.layers],
+                          "quantization": result.report["quantization"], "notes": list(quant.notes),
+                          "latency": latency, "timings_s": result.timings})
     return 0
 
 
@@ -59,16 +85,18 @@ def _cmd_simulate(args) -> int:
 
     design = CompiledDesign.load(args.outdir)
     inputs = _load_spikes(args.input)
-    result = simulate_design(design, inputs, engine=args.engine)
+    with _display() as display:
+        display.step(f"simulate: {args.engine} engine")
+        result = simulate_design(design, inputs, engine=args.engine)
     _save_atomically(Path(args.output), lambda path: np.save(path, result.outputs))
+    stats = {"engine": result.engine, "samples": len(result.cycles), "cycles_per_inference": result.cycles,
+             "cycles_source": "simulation" if result.engine == "rtl" else "model",
+             "mean_cycles_per_inference": float(np.mean(result.cycles))}
     if args.stats:
-        stats = {"engine": result.engine, "samples": len(result.cycles),
-                 "cycles_per_inference": result.cycles,
-                 "cycles_source": "simulation" if result.engine == "rtl" else "model",
-                 "mean_cycles_per_inference": float(np.mean(result.cycles))}
         _save_atomically(Path(args.stats), lambda path: path.write_text(json.dumps(stats, indent=2) + "\n"))
-    print(f"simulated {len(result.cycles)} samples with the {result.engine} engine: "
-          f"{int(result.outputs.sum())} output spikes, mean {np.mean(result.cycles):.1f} cycles per inference")
+    _finish(args, [f"simulated {len(result.cycles)} samples with the {result.engine} engine: "
+                   f"{int(result.outputs.sum())} output spikes, mean {np.mean(result.cycles):.1f} cycles per "
+                   f"inference"], {**stats, "output": args.output, "output_spikes": int(result.outputs.sum())})
     return 0
 
 
@@ -77,38 +105,68 @@ def _cmd_verify(args) -> int:
     from .verify.verifier import verify_design
 
     design = CompiledDesign.load(args.outdir)
-    _progress(f"snn2hw: verifying {design.verilog_path} on {args.samples} stimuli (Verilator + cocotb) ...")
-    outcome = verify_design(design, samples=args.samples, seed=args.seed, vcd_path=args.vcd)
+    with _display() as display:
+        display.step(f"verify: {args.samples} stimuli on {design.verilog_path} (Verilator + cocotb)")
+        outcome = verify_design(design, samples=args.samples, seed=args.seed, vcd_path=args.vcd)
+    data = {"ok": outcome.ok, "samples": outcome.samples, "matched": outcome.matched,
+            "divergence": dataclasses.asdict(outcome.divergence) if outcome.divergence else None,
+            "error": outcome.error or None, "rtl_cycles": outcome.rtl_cycles, "model_cycles": outcome.model_cycles,
+            "vcd": str(outcome.vcd) if outcome.vcd else None}
     if outcome.ok:
         gap = sum(abs(a - b) for a, b in zip(outcome.rtl_cycles, outcome.model_cycles))
-        print(f"PASS: {outcome.samples}/{outcome.samples} samples bit-exact with the golden model "
-              f"({design.timesteps} timesteps each); mean {np.mean(outcome.rtl_cycles):.1f} cycles per inference "
-              f"measured, cycle model {'exact' if gap == 0 else f'off by {gap} cycles in total'}")
+        _finish(args, [f"PASS: {outcome.samples}/{outcome.samples} samples bit-exact with the golden model "
+                       f"({design.timesteps} timesteps each); mean {np.mean(outcome.rtl_cycles):.1f} cycles per "
+                       f"inference measured, cycle model {'exact' if gap == 0 else f'off by {gap} cycles in total'}"],
+                data)
         return 0
     message = outcome.divergence.describe() if outcome.divergence else outcome.error
-    print(f"FAIL: {outcome.matched}/{outcome.samples} samples matched before the failure; {message}")
+    lines = [f"FAIL: {outcome.matched}/{outcome.samples} samples matched before the failure; {message}"]
     if outcome.vcd is not None:
-        print(f"waveform of the failing sample: {outcome.vcd}")
+        lines.append(f"waveform of the failing sample: {outcome.vcd}")
+    _finish(args, lines, data, summary=0)
     return EXIT_VERIFY_FAILED
 
 
 def _cmd_build(args) -> int:
-    from .backends.boards import load_board
-    from .backends.design import REPORT_FILE, CompiledDesign
-    from .backends.fpga_build import build_design
-    from .backends.report import merge_build_results
+    from .pipeline import build_outdir
 
-    design = CompiledDesign.load(args.outdir)
-    board = load_board(design.options["board"])
-    measured = build_design(design, board, progress=lambda step: _progress(f"snn2hw: {step}"))
-    report = merge_build_results(_read_report(design.path), measured)
-    _save_atomically(design.path / REPORT_FILE,
-                     lambda path: path.write_text(json.dumps(report, indent=2) + "\n"))
+    outdir = Path(args.outdir)
+    with _display() as display:
+        report = build_outdir(outdir, progress=lambda step: display.step(f"build: {step}"))
+        display.step("build: report.html ...")
+        html, source = _write_html(outdir, report, args.explore)
     luts = report["resources"].get("LC") or report["resources"].get("LUT") or {}
-    print(f"built {design.path / measured['bitstream']}: {luts.get('used')} of {luts.get('available')} logic "
-          f"cells, Fmax {report['fmax_mhz']} MHz, {report['latency']['us_per_inference']} us per inference "
-          f"({measured['timings_s']['build']:.1f} s)")
+    lines = [f"built {outdir / report['bitstream']}: {luts.get('used')} of {luts.get('available')} logic "
+             f"cells, Fmax {report['fmax_mhz']} MHz, {report['latency']['us_per_inference']} us per inference "
+             f"({report['timings_s']['build']:.1f} s)", f"wrote {html} (sample from {source})"]
+    _finish(args, lines, {"outdir": str(outdir), "bitstream": report["bitstream"], "html": str(html),
+                          "report": report}, summary=0)
     return 0
+
+
+def _write_html(outdir: Path, report: dict, explore: str | None) -> tuple[Path, str]:
+    """Write OUTDIR/report.html (with the design space of the explore result ``explore`` if given); return
+    its path and where its sample came from (RTL simulation if the Verilator build is cached, else golden)."""
+    from .backends.design import CompiledDesign
+    from .backends.report_html import write_html
+    from .verify.sample import observed_sample
+
+    sample = observed_sample(CompiledDesign.load(outdir))
+    return write_html(outdir, report, sample, _read_explore(explore) if explore else None), sample.source
+
+
+def _read_explore(path: str) -> dict:
+    """An explore result: ``explore.json`` or the directory holding it."""
+    from .explore import EXPLORE_FILE
+
+    file = Path(path) / EXPLORE_FILE if Path(path).is_dir() else Path(path)
+    try:
+        result = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise Snn2hwError(f"cannot read the explore result {file} ({exc})") from None
+    if not isinstance(result, dict) or not {"objectives", "points"} <= result.keys():
+        raise Snn2hwError(f"{file} is not an explore result (written by snn2hw explore)")
+    return result
 
 
 def _cmd_run(args) -> int:
@@ -119,7 +177,9 @@ def _cmd_run(args) -> int:
     inputs = _load_spikes(args.input)
     outputs = run_on_serial(args.port, design, inputs, baudrate=args.baud, timeout_s=args.timeout)
     _save_atomically(Path(args.output), lambda path: np.save(path, outputs))
-    print(f"ran {outputs.shape[0]} samples on the board at {args.port}: {int(outputs.sum())} output spikes")
+    _finish(args, [f"ran {outputs.shape[0]} samples on the board at {args.port}: {int(outputs.sum())} output "
+                   f"spikes"], {"port": args.port, "samples": int(outputs.shape[0]), "output": args.output,
+                                "output_spikes": int(outputs.sum())})
     return 0
 
 
@@ -129,7 +189,35 @@ def _cmd_report(args) -> int:
     path = Path(args.outdir)
     report = _read_report(path)
     _save_atomically(path / "report.md", lambda target: target.write_text(render_markdown(report)))
-    print(render_text(report), end="")
+    lines = [render_text(report).rstrip("\n"), f"wrote {path / 'report.md'}"]
+    if args.html or args.explore:
+        with _display() as display:
+            display.step("report: report.html ...")
+            html, source = _write_html(path, report, args.explore)
+        lines.append(f"wrote {html} (sample from {source})")
+    _finish(args, lines, report)
+    return 0
+
+
+def _cmd_explore(args) -> int:
+    from .backends.report_text import text_table
+    from .explore import EXPLORE_FILE, PLOT_FILE, ExploreConfig, explore, explore_rows
+
+    outdir = args.output or f"explore-{Path(args.model).stem}"
+    config = ExploreConfig(model=args.model, outdir=outdir, board=args.board, lanes=tuple(args.lanes),
+                           weight_bits=tuple(args.weight_bits) if args.weight_bits else (None,),
+                           timesteps=args.timesteps, state_bits=args.state_bits, jobs=args.jobs,
+                           build=not args.no_build, cache_dir=args.cache_dir)
+    with _display() as display:
+        result = explore(config, progress=display.bar, advance=display.advance)
+    points = result["points"]
+    done = sum(point["status"] == "ok" for point in points)
+    cached = sum(point["cached"] for point in points)
+    summary = (f"explored {len(points)} points ({done} ok, {len(points) - done} refused, {cached} from the cache) "
+               f"in {result['time_s']:.1f} s; Pareto front over {' and '.join(result['objectives'])}: "
+               f"{sum(point['pareto'] for point in points)} points; wrote {Path(outdir) / EXPLORE_FILE} and "
+               f"{Path(outdir) / PLOT_FILE}")
+    _finish(args, [text_table(f"{result['model']} on {result['board']}", explore_rows(result)), summary], result)
     return 0
 
 
@@ -201,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="run input spikes through a compiled design",
                                    formatter_class=fmt)
-    simulate.add_argument("outdir", metavar="OUTDIR")
+    simulate.add_argument("outdir", metavar="OUTDIR", help="a directory written by snn2hw compile")
     simulate.add_argument("--input", required=True, metavar="IN.npy", help="0/1 spikes [B, T, N_in] or [T, N_in]")
     simulate.add_argument("--output", required=True, metavar="OUT.npy", help="uint8 output spikes [B, T, N_out]")
     simulate.add_argument("--engine", choices=("rtl", "golden"), default="rtl",
@@ -211,14 +299,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="check the Verilog in OUTDIR against the golden model",
                                  formatter_class=fmt)
-    verify.add_argument("outdir", metavar="OUTDIR")
+    verify.add_argument("outdir", metavar="OUTDIR", help="a directory written by snn2hw compile")
     verify.add_argument("--samples", type=int, default=32, metavar="N", help="number of stimuli")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="stimulus seed")
     verify.add_argument("--vcd", metavar="FILE", help="also write the waveform of the first stimulus to FILE")
     verify.set_defaults(handler=_cmd_verify)
 
-    _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream for its board")
-    _outdir_command(commands, "report", _cmd_report, "print OUTDIR's report as tables and write report.md")
+    build = _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream "
+                            "for its board, then write OUTDIR/report.html")
+    build.add_argument("--explore", metavar="DIR", help="also plot this snn2hw explore result (its -o directory "
+                       "or explore.json) in report.html")
+    report = _outdir_command(commands, "report", _cmd_report, "print OUTDIR's report as tables and write "
+                             "report.md (and report.html)")
+    report.add_argument("--html", action="store_true", help="also write the self-contained OUTDIR/report.html")
+    report.add_argument("--explore", metavar="DIR", help="plot this snn2hw explore result (its -o directory or "
+                        "explore.json) in report.html (implies --html)")
+    _explore_command(commands)
 
     run = _outdir_command(commands, "run", _cmd_run, "run input spikes on a board programmed with OUTDIR's "
                           "bitstream, over its USB UART")
@@ -227,7 +323,57 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, metavar="OUT.npy", help="uint8 output spikes [B, T, N_out]")
     run.add_argument("--baud", type=int, default=115200, help="UART baud rate of the board top")
     run.add_argument("--timeout", type=float, default=5.0, metavar="S", help="longest silence while a reply is due")
+    _add_output_flags(parser, commands)
     return parser
+
+
+def _int_list(text: str) -> list[int]:
+    """argparse type of a comma-separated list of integers, e.g. ``1,2,4``."""
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _explore_command(commands) -> None:
+    explore = commands.add_parser("explore", help="compile and build a model for every lanes x weight-bits "
+                                  "combination in parallel; table, Pareto front, JSON and plot",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    explore.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network")
+    explore.add_argument("--board", default="ice40", help="target board")
+    explore.add_argument("--lanes", type=_int_list, default="1,2,4,8", metavar="N,N,...",
+                         help="lanes (neurons updated per cycle per layer) to try")
+    explore.add_argument("--weight-bits", type=_int_list, default=None, metavar="N,N,...",
+                         help="weight widths to try (a float model is quantized to each; an integer model is "
+                              "refused where its weights do not fit); None: the model's own (float: 8)")
+    explore.add_argument("--timesteps", type=int, default=25, metavar="T", help="timesteps per inference")
+    explore.add_argument("--state-bits", type=int, default=16, metavar="B", help="membrane width in bits")
+    explore.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                         help="worker processes")
+    explore.add_argument("--no-build", action="store_true",
+                         help="compile only: the compiler's block-RAM estimate and cycle model, no FPGA build")
+    explore.add_argument("-o", "--output", metavar="DIR", default=None,
+                         help="where explore.json and explore.svg go (None: explore-MODELNAME)")
+    explore.add_argument("--cache-dir", metavar="DIR", default=None,
+                         help="cache of evaluated points, by content hash (None: DIR/.cache)")
+    explore.set_defaults(handler=_cmd_explore)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, commands) -> None:
+    """--quiet and --json, before the subcommand or after it; every subcommand's help shows its own help
+    line as its description."""
+    for flags, dest, text in ((("-q", "--quiet"), "quiet", "no progress display, only the result line"),
+                              (("--json",), "json_output", "print the result as JSON on stdout (no progress)")):
+        parser.add_argument(*flags, dest=dest, action="store_true", help=text)
+        for command in commands.choices.values():
+            try:  # SUPPRESS: a subcommand's default must not undo the flag given before the subcommand
+                command.add_argument(*flags, dest=dest, action="store_true", default=argparse.SUPPRESS,
+                                     help=text)
+            except argparse.ArgumentError:
+                pass  # the subcommand has its own option of that name
+    for choice in commands._choices_actions:  # argparse keeps each subcommand's help line only here
+        command = commands.choices[choice.dest]
+        command.description = command.description or choice.help
 
 
 def _outdir_command(commands, name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -239,7 +385,9 @@ def _outdir_command(commands, name: str, handler, help_text: str) -> argparse.Ar
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _SILENT
     args = build_parser().parse_args(argv)
+    _SILENT = args.quiet or args.json_output
     try:
         return args.handler(args)
     except VerificationError as exc:

@@ -5,6 +5,7 @@ import -> quantize -> map -> fit check -> emit Verilog -> report, written atomic
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +15,12 @@ import numpy as np
 
 from . import golden
 from .backends.boards import Board, load_board
-from .backends.design import (SPRAM_IMAGE_FILE, NETWORK_FILE, REPORT_FILE, VERILOG_FILE, check_output_dir, staged_directory,
-                              write_json)
-from .backends.report import build_report, reference_stimuli
+from .backends.design import (SPRAM_IMAGE_FILE, NETWORK_FILE, REPORT_FILE, VERILOG_FILE, CompiledDesign, check_output_dir,
+                              staged_directory, write_json, write_text_atomically)
+from .backends.report import build_report, merge_build_results, reference_stimuli
 from .backends.resources import board_budget, check_fit
 from .backends.verilog import emit_verilog
-from .errors import Snn2hwError
+from .errors import OutputError, Snn2hwError
 from .hw.accelerator import TOP_NAME, spram_image
 from .importers import load_model
 from .ir import Network, SourceNetwork
@@ -27,7 +28,7 @@ from .passes.mapping import LayerMapping
 from .passes.placement import place_network
 from .passes.quantize import QuantizationReport, quantize
 
-__all__ = ["CompileConfig", "CompileResult", "compile_model", "fidelity"]
+__all__ = ["CompileConfig", "CompileResult", "compile_model", "fidelity", "build_outdir"]
 
 
 @dataclass(frozen=True)
@@ -151,3 +152,19 @@ def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambd
         write_json(staging / NETWORK_FILE, description)
         write_json(staging / REPORT_FILE, result.report)
     return result
+
+
+def build_outdir(outdir, progress: Callable[[str], None] = lambda step: None) -> dict:
+    """``snn2hw build``: the bitstream of a compiled OUTDIR for its board; report.json is rewritten with the
+    measured resources, Fmax and us per inference, and returned."""
+    from .backends.fpga_build import build_design  # imports the board platforms: only when building
+
+    design = CompiledDesign.load(outdir)
+    try:
+        report = json.loads((design.path / REPORT_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{design.path / REPORT_FILE} is missing or not valid JSON ({exc})") from None
+    measured = build_design(design, load_board(design.options["board"]), progress=progress)
+    report = merge_build_results(report, measured)
+    write_text_atomically(design.path / REPORT_FILE, json.dumps(report, indent=2) + "\n")
+    return report

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["report_rows", "render_text", "render_markdown"]
+__all__ = ["report_rows", "render_text", "render_markdown", "text_table", "fmt"]
 
 
-def _fmt(value) -> str:
+def fmt(value) -> str:
+    """A table cell: thousands separators, two decimals for floats, "-" for None."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -20,7 +21,7 @@ def _resource_rows(report: dict) -> list[tuple[str, str, str, str]]:
     for name, use in report.get("resources", {}).items():
         used, available = use.get("used"), use.get("available")
         share = f"{100 * used / available:.1f} %" if used is not None and available else "-"
-        rows.append((name, _fmt(used), _fmt(available), share))
+        rows.append((name, fmt(used), fmt(available), share))
     return rows
 
 
@@ -29,31 +30,33 @@ def report_rows(report: dict) -> dict[str, list[tuple]]:
     latency = report.get("latency", {})
     summary = [("item", "value"), ("board", f"{report.get('board')} ({report.get('device') or 'no device'})"),
                ("resources from", report.get("resources_source", "-")),
-               ("Fmax", f"{_fmt(report.get('fmax_mhz'))} MHz"),
-               ("timesteps", _fmt(latency.get("timesteps"))),
-               ("cycles per timestep", _fmt(latency.get("cycles_per_timestep"))),
-               ("cycles per inference", f"{_fmt(latency.get('cycles_per_inference'))} ({latency.get('source')})"),
-               ("us per inference", _fmt(latency.get("us_per_inference")))]
+               ("Fmax", f"{fmt(report.get('fmax_mhz'))} MHz"),
+               ("timesteps", fmt(latency.get("timesteps"))),
+               ("cycles per timestep", fmt(latency.get("cycles_per_timestep"))),
+               ("cycles per inference", f"{fmt(latency.get('cycles_per_inference'))} ({latency.get('source')})"),
+               ("us per inference", fmt(latency.get("us_per_inference")))]
     resources = [("resource", "used", "available", "use")] + _resource_rows(report)
     layers = [("layer", "neurons", "fan-in", "weight bits", "lanes", "memory", "reset", "threshold")]
-    layers += [(layer["name"], _fmt(layer["neurons"]), _fmt(layer["fan_in"]), _fmt(layer["weight_bits"]),
-                _fmt(layer.get("lanes")), layer.get("memory", "-"), layer.get("reset", "-"),
-                _fmt(layer.get("threshold"))) for layer in report.get("layers", [])]
+    layers += [(layer["name"], fmt(layer["neurons"]), fmt(layer["fan_in"]), fmt(layer["weight_bits"]),
+                fmt(layer.get("lanes")), layer.get("memory", "-"), layer.get("reset", "-"),
+                fmt(layer.get("threshold"))) for layer in report.get("layers", [])]
     return {"Summary": summary, "Resources": resources, "Layers": layers}
+
+
+def text_table(title: str, rows: list[tuple]) -> str:
+    """An aligned plain-text table under ``title``; the first row is the header."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = [title]
+    for index, row in enumerate(rows):
+        lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
 
 
 def render_text(report: dict) -> str:
     """Aligned plain-text tables for the terminal."""
-    blocks = []
-    for title, rows in report_rows(report).items():
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-        lines = [title]
-        for index, row in enumerate(rows):
-            lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-            if index == 0:
-                lines.append("  ".join("-" * width for width in widths))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    return "\n\n".join(text_table(title, rows) for title, rows in report_rows(report).items()) + "\n"
 
 
 def render_markdown(report: dict) -> str:
