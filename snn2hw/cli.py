@@ -221,6 +221,24 @@ def _cmd_explore(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from .bench.runner import BenchOptions, bench_document, run_bench
+    from .bench.table import format_table
+
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise Snn2hwError(f"cannot write {args.json}: its directory does not exist")
+    options = BenchOptions(workloads=args.workloads, board=args.board, samples=args.samples, lanes=args.lanes,
+                           build=not args.no_build, workdir=args.output)
+    with _display() as display:
+        records = run_bench(options, progress=lambda message: display.step(f"bench: {message}"))
+    document = bench_document(records, options)
+    if args.json:
+        text = json.dumps(document, indent=2) + "\n"
+        _save_atomically(Path(args.json), lambda path: path.write_text(text))
+    _finish(args, [format_table(records).rstrip("\n")], document, summary=0)
+    return EXIT_VERIFY_FAILED if any(record["bit_exact"] is False for record in records) else 0
+
+
 def _read_report(outdir: Path) -> dict:
     from .backends.design import REPORT_FILE
 
@@ -323,6 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, metavar="OUT.npy", help="uint8 output spikes [B, T, N_out]")
     run.add_argument("--baud", type=int, default=115200, help="UART baud rate of the board top")
     run.add_argument("--timeout", type=float, default=5.0, metavar="S", help="longest silence while a reply is due")
+
+    bench = commands.add_parser("bench", help="compile, simulate and build the reference workloads "
+                                "(BENCHMARKS.md), time the golden model against snnTorch, print a table",
+                                formatter_class=fmt)
+    bench.add_argument("--workloads", default="B1,B2,B3", help="comma-separated workload ids: B1, B2, B3, B4")
+    bench.add_argument("--board", default="ice40", help="target board")
+    bench.add_argument("--json", metavar="FILE", help="also write the records (and date, machine, versions) to FILE")
+    bench.add_argument("--no-build", action="store_true", help="skip the FPGA builds (their fields stay null)")
+    bench.add_argument("--samples", type=int, default=16, metavar="N", help="stimuli per workload simulated in RTL")
+    lanes = next(action for action in compile_._actions if action.dest == "lanes")  # exactly as compile takes it
+    bench.add_argument("--lanes", type=lanes.type, default=lanes.default, metavar=lanes.metavar, help=lanes.help)
+    bench.add_argument("-o", "--output", metavar="DIR", default=None,
+                       help="work directory, its B1/, B2/, ... replaced (None: a temporary directory)")
+    bench.set_defaults(handler=_cmd_bench)
     _add_output_flags(parser, commands)
     return parser
 

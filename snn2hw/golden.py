@@ -2,7 +2,8 @@
 
 Every other implementation (the RTL, the cycle model's activity counts, the verifier) is compared to
 :func:`run` with exact equality. The equations are in :mod:`snn2hw.ir`'s docstring; this module is their
-literal transcription in numpy int64, vectorised over the batch.
+literal transcription in numpy int64, vectorised over the batch (the synaptic currents are exact
+floating-point matrix products where that is exact, see :func:`_exact_matmul_dtype`).
 """
 
 from __future__ import annotations
@@ -59,27 +60,60 @@ def _leak(layer: Layer, v: np.ndarray, s_prev: np.ndarray) -> np.ndarray:
     return (layer.beta_q * v) >> layer.frac_bits  # arithmetic shift = floor division by 2^F
 
 
-def run(network: Network, inputs: np.ndarray) -> Trace:
-    """Run the integer network on 0/1 ``inputs`` ([B, T, n_in] or [T, n_in]), state cleared per sample."""
-    x_all = as_batch(inputs, network.n_in).astype(np.int64)
-    batch, steps, _ = x_all.shape
-    lo, hi = network.state_min, network.state_max
-    spikes = [np.zeros((batch, steps, layer.n_out), np.uint8) for layer in network.layers]
-    membranes = [np.zeros((batch, steps, layer.n_out), np.int64) for layer in network.layers]
-    v = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
-    s = [np.zeros((batch, layer.n_out), np.int64) for layer in network.layers]
+def _exact_matmul_dtype(weight: np.ndarray):
+    """The cheapest dtype in which ``x @ weight.T`` is exact for every 0/1 ``x``.
+
+    With 0/1 inputs every partial sum of a row's dot product is an integer no larger in magnitude than the
+    row's sum of |W|. While the largest such sum is at most 2^24 (float32) or 2^52 (float64), every partial
+    sum is exactly representable, so the floating-point (BLAS) product is the exact integer result in any
+    summation order; otherwise int64.
+    """
+    bound = np.abs(weight.astype(np.float64)).sum(axis=1).max()
+    if bound <= 1 << 24:
+        return np.float32
+    return np.float64 if bound <= 1 << 52 else np.int64
+
+
+def _synaptic_currents(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """``W x[t] + b`` for every sample and timestep at once: int64 [B, T, n_out] from 0/1 ``x`` [B, T, n_in]."""
+    dtype = _exact_matmul_dtype(layer.weight)
+    flat = x.reshape(-1, layer.n_in).astype(dtype)
+    product = flat @ np.ascontiguousarray(layer.weight.T, dtype=dtype)
+    return product.astype(np.int64).reshape(x.shape[0], x.shape[1], layer.n_out) + layer.bias
+
+
+def _integrate(layer: Layer, currents: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Layer ``layer``'s (spikes uint8, membranes int64) [B, T, n_out] for its input ``currents``."""
+    batch, steps, n_out = currents.shape
+    spikes = np.zeros((batch, steps, n_out), np.uint8)
+    membranes = np.zeros((batch, steps, n_out), np.int64)
+    v = np.zeros((batch, n_out), np.int64)
+    s = np.zeros((batch, n_out), np.int64)
     for t in range(steps):
-        x = x_all[:, t]
-        for index, layer in enumerate(network.layers):
-            current = x @ layer.weight.T + layer.bias
-            u = _leak(layer, v[index], s[index]) + current
-            if layer.reset is Reset.SUBTRACT:
-                u = u - s[index] * layer.threshold
-            v[index] = np.clip(u, lo, hi)
-            s[index] = (v[index] > layer.threshold).astype(np.int64)
-            spikes[index][:, t] = s[index]
-            membranes[index][:, t] = v[index]
-            x = s[index]
+        u = _leak(layer, v, s) + currents[:, t]
+        if layer.reset is Reset.SUBTRACT:
+            u = u - s * layer.threshold
+        v = np.clip(u, lo, hi)
+        s = (v > layer.threshold).astype(np.int64)
+        spikes[:, t] = s
+        membranes[:, t] = v
+    return spikes, membranes
+
+
+def run(network: Network, inputs: np.ndarray) -> Trace:
+    """Run the integer network on 0/1 ``inputs`` ([B, T, n_in] or [T, n_in]), state cleared per sample.
+
+    Layer by layer: a layer's current at t depends only on its inputs at t, so all of a layer's currents
+    are one matrix product, and only the membrane update loops over timesteps.
+    """
+    x = as_batch(inputs, network.n_in)
+    spikes, membranes = [], []
+    for layer in network.layers:
+        layer_spikes, layer_membranes = _integrate(layer, _synaptic_currents(layer, x), network.state_min,
+                                                   network.state_max)
+        spikes.append(layer_spikes)
+        membranes.append(layer_membranes)
+        x = layer_spikes
     return Trace(spikes=spikes, membranes=membranes)
 
 

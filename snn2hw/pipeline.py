@@ -80,7 +80,8 @@ def fidelity(source: SourceNetwork, network: Network, inputs: np.ndarray) -> dic
 
 
 def _step_import(config: CompileConfig, result: CompileResult) -> None:
-    result.source = load_model(config.model)
+    if result.source is None:
+        result.source = load_model(config.model)
     result.board = load_board(config.board)
 
 
@@ -127,11 +128,16 @@ STEPS: list[tuple[str, Callable[[CompileConfig, CompileResult], None]]] = [
 ]
 
 
-def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambda step: None) -> CompileResult:
-    """Run every step, then write OUTDIR (Verilog, network.json, report.json) all at once."""
+def compile_model(config: CompileConfig, progress: Callable[[str], None] = lambda step: None,
+                  source: SourceNetwork | None = None) -> CompileResult:
+    """Run every step, then write OUTDIR (Verilog, network.json, report.json) all at once.
+
+    With ``source`` the in-memory network is compiled instead of loading ``config.model``, which then only
+    names the model in network.json.
+    """
     config.validate()
     check_output_dir(config.outdir, config.force)
-    result = CompileResult(outdir=Path(config.outdir))
+    result = CompileResult(outdir=Path(config.outdir), source=source)
     started = time.perf_counter()
     for name, step in STEPS:
         progress(name)

@@ -99,3 +99,17 @@ def test_documented_rounding_against_snntorch_for_fractional_beta():
     expected = _snntorch_run(weights, biases, 0.5, [20], "subtract", spikes)
     layer = Layer("fc0", weights[0], biases[0], 128, 8, 20, Reset.SUBTRACT)
     assert np.array_equal(golden.run(Network((layer,), state_bits=16), spikes).output, expected)
+
+
+@pytest.mark.parametrize("row_abs_sum, dtype", [(1 << 24, np.float32), ((1 << 24) + 1, np.float64),
+                                                (1 << 52, np.float64), ((1 << 52) + 2, np.int64)])
+def test_synaptic_currents_are_exact_in_the_cheapest_exact_precision(row_abs_sum, dtype):
+    # One row whose |W| sums to row_abs_sum (two big weights of opposite sign and small ones), one small row.
+    big = row_abs_sum // 2 - 3
+    weight = np.array([[big, -big, 1, -1, 2, -2, row_abs_sum - 2 * big - 6], [1, 0, 0, 0, 0, 0, 0]], np.int64)
+    layer = Layer("l", weight, np.array([5, -5]), 0, 8, 1, Reset.NONE)
+    assert golden._exact_matmul_dtype(layer.weight) is dtype
+    x = (np.random.default_rng(3).random((4, 6, 7)) < 0.5).astype(np.uint8)
+    expected = [[[sum(w for w, on in zip(row, step) if on) + b for row, b in zip(weight.tolist(), (5, -5))]
+                 for step in sample] for sample in x.tolist()]
+    assert golden._synaptic_currents(layer, x).tolist() == expected
