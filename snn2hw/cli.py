@@ -305,23 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     compile_.set_defaults(handler=_cmd_compile)
 
-    simulate = commands.add_parser("simulate", help="run input spikes through a compiled design",
-                                   formatter_class=fmt)
-    simulate.add_argument("outdir", metavar="OUTDIR", help="a directory written by snn2hw compile")
+    simulate = _outdir_command(commands, "simulate", _cmd_simulate, "run input spikes through a compiled design")
     simulate.add_argument("--input", required=True, metavar="IN.npy", help="0/1 spikes [B, T, N_in] or [T, N_in]")
     simulate.add_argument("--output", required=True, metavar="OUT.npy", help="uint8 output spikes [B, T, N_out]")
     simulate.add_argument("--engine", choices=("rtl", "golden"), default="rtl",
                           help="rtl: the Verilog in OUTDIR under Verilator; golden: the integer golden model")
     simulate.add_argument("--stats", metavar="STATS.json", help="write cycles per inference of each sample")
-    simulate.set_defaults(handler=_cmd_simulate)
 
-    verify = commands.add_parser("verify", help="check the Verilog in OUTDIR against the golden model",
-                                 formatter_class=fmt)
-    verify.add_argument("outdir", metavar="OUTDIR", help="a directory written by snn2hw compile")
+    verify = _outdir_command(commands, "verify", _cmd_verify, "check the Verilog in OUTDIR against the golden model")
     verify.add_argument("--samples", type=int, default=32, metavar="N", help="number of stimuli")
     verify.add_argument("--seed", type=int, default=0, metavar="S", help="stimulus seed")
     verify.add_argument("--vcd", metavar="FILE", help="also write the waveform of the first stimulus to FILE")
-    verify.set_defaults(handler=_cmd_verify)
 
     build = _outdir_command(commands, "build", _cmd_build, "synthesise, place and route OUTDIR to a bitstream "
                             "for its board, then write OUTDIR/report.html")

@@ -18,9 +18,7 @@ __all__ = ["board_budget", "estimate_resources", "check_fit", "ebr_blocks"]
 BOARD_TOP_BLOCK_RAMS = 2
 
 
-def ebr_blocks(width: int, depth: int, shapes=DEFAULT_BLOCK_SHAPES) -> int:
-    """Block RAMs needed for a ``width`` x ``depth`` memory, given the block's [width, depth] shapes."""
-    return block_rams(width, depth, shapes)
+ebr_blocks = block_rams   # block RAMs for a width x depth memory, given the block's [width, depth] shapes
 
 
 def board_budget(board: Board) -> Budget:

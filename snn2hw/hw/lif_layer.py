@@ -18,7 +18,7 @@ The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetInserter, Signal, signed, unsigned
+from amaranth import Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,7 +59,6 @@ class DenseLIFLayer(wiring.Component):
             shape=data.ArrayLayout(signed(width), lanes), depth=groups, init=[])
         mem_wr = membrane.write_port()
         mem_rd = membrane.read_port(transparent_for=(mem_wr,))   # a group read as it is written sees the new sum
-        w_rd = weights
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
                 shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
@@ -71,8 +70,6 @@ class DenseLIFLayer(wiring.Component):
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         spikes = Signal(lanes)                                # spikes of the current group not yet emitted
 
-        word = mem_rd.data
-
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
         integ_group = Signal.like(group)
@@ -80,12 +77,12 @@ class DenseLIFLayer(wiring.Component):
         with m.If(integ_valid):
             m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
             for k in range(lanes):
-                m.d.comb += mem_wr.data[k].eq(word[k] + w_rd.data[k])
+                m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
 
         # The fire pass of one group in three registered pipeline stages: A adds the bias to the integrated
         # membrane, B saturates and decides the spike, C applies leak and reset for the next timestep and
         # writes back. Consecutive groups overlap.
-        stage_a = [word[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
+        stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
         a_regs = [Signal(signed(max(width, mp.bias_bits) + 1), name=f"a_u{k}") for k in range(lanes)]
         b_regs = [(Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")) for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
@@ -135,7 +132,7 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += self.idle.eq(1)
                 take_event()
             with m.State("INTEGRATE"):
-                m.d.comb += [w_rd.addr.eq(row_base + group), mem_rd.addr.eq(group)]
+                m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
                 m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
