@@ -5,10 +5,11 @@ import pytest
 from snn2hw.importers import load_model
 
 
-def assert_import_fails(exc_type, path, *fragments) -> str:
-    """Import ``path``; assert ``exc_type`` with a one-line message containing every fragment."""
+def assert_import_fails(exc_type, path, *fragments, **options) -> str:
+    """Import ``path`` (with ``load_model`` ``options``); assert ``exc_type`` with a one-line message containing
+    every fragment."""
     with pytest.raises(exc_type) as info:
-        load_model(path)
+        load_model(path, **options)
     message = str(info.value)
     assert "\n" not in message, message
     for fragment in fragments:

@@ -3,7 +3,8 @@
 * :func:`make_step_module`: a single-timestep module ``forward(x, mem1, ..., memN) -> (spk, mem1, ..., memN)``
   with children ``fc1, lif1, fc2, lif2, ...`` (the graph ``torch.onnx.export`` needs);
 * :func:`make_sequential`: ``nn.Sequential(Linear, Leaky, ...)`` (state dict keys ``0.weight``, ``1.beta``...);
-* :func:`export_onnx`, :func:`save_state_dict`: write them to a file;
+* :func:`per_neuron_sequential`: the same with per-neuron Leaky tensors, as snnTorch's NIR export needs;
+* :func:`export_onnx`, :func:`save_state_dict`, :func:`export_nir`: write them to a file;
 * :func:`expected_layers`, :func:`assert_imported`: the parameters an importer must recover from a module.
 
 ``betas``, ``thresholds`` and ``resets`` take one value for all layers or one per layer. With
@@ -19,15 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import nir
 import numpy as np
 import snntorch as snn
 import torch
+from snntorch.export_nir import export_to_nir
 from torch import nn
 
 from snn2hw.ir import Reset, SourceNetwork
 
-__all__ = ["StepNet", "make_step_module", "make_sequential", "step_inputs", "export_onnx", "save_state_dict",
-           "ExpectedLayer", "expected_layers", "assert_imported"]
+__all__ = ["StepNet", "make_step_module", "make_sequential", "per_neuron_sequential", "step_inputs", "export_onnx",
+           "save_state_dict", "export_nir", "ExpectedLayer", "expected_layers", "assert_imported"]
 
 
 def _per_layer(value, n_layers: int, what: str) -> list:
@@ -100,6 +103,26 @@ def make_sequential(sizes: Sequence[int], betas=0.5, thresholds=1.0, resets="sub
     """
     layers = _linears_and_leakys(sizes, betas, thresholds, resets, bias, seed, integer_weights, init_hidden=True)
     return nn.Sequential(*[module for pair in layers for module in pair])
+
+
+def export_nir(module: nn.Module, path) -> Path:
+    """snnTorch 1.0's ``export_to_nir`` of ``module`` written to ``path``. It needs per-neuron Leaky tensors
+    (:func:`per_neuron_sequential`) and ``ignore_dims=[0]`` (drops the sample's batch dimension), else its
+    type inference fails."""
+    n_in = next(child for child in module.modules() if isinstance(child, nn.Linear)).in_features
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        nir.write(path, export_to_nir(module, torch.zeros(1, n_in), ignore_dims=[0]))
+    return Path(path)
+
+
+def per_neuron_sequential(sizes, betas, thresholds, resets, **kwargs):
+    """:func:`make_sequential` with each Leaky's beta and threshold as a tensor of equal per-neuron values."""
+    betas = _per_layer(betas, len(sizes) - 1, "betas")
+    thresholds = _per_layer(thresholds, len(sizes) - 1, "thresholds")
+    return make_sequential(sizes, betas=[torch.full((n,), b) for n, b in zip(sizes[1:], betas)],
+                           thresholds=[torch.full((n,), t) for n, t in zip(sizes[1:], thresholds)],
+                           resets=resets, **kwargs)
 
 
 def step_inputs(module: StepNet, batch: int = 1) -> tuple[torch.Tensor, ...]:

@@ -7,7 +7,8 @@ from snn2hw.errors import ModelFormatError
 
 from importer_checks import assert_import_fails
 
-UNREADABLE = {".onnx": "x.onnx", ".pt": "not a readable PyTorch file", ".pth": "not a readable PyTorch file"}
+UNREADABLE = {".onnx": "x.onnx", ".pt": "not a readable PyTorch file", ".pth": "not a readable PyTorch file",
+              ".nir": "not a readable NIR file"}
 
 
 @pytest.mark.parametrize("suffix", sorted(UNREADABLE))

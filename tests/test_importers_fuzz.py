@@ -13,7 +13,8 @@ from snn2hw.errors import Snn2hwError
 from snn2hw.importers import load_model
 from snn2hw.ir import SourceNetwork
 
-from model_factory import export_onnx, make_sequential, make_step_module, save_state_dict
+from model_factory import (export_nir, export_onnx, make_sequential, make_step_module, per_neuron_sequential,
+                           save_state_dict)
 
 CASES = int(os.environ.get("SNN2HW_FUZZ_CASES", "2000"))
 
@@ -46,10 +47,11 @@ def seeds(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seeds")
     onnx_path = export_onnx(make_step_module([5, 4, 3], thresholds=2.0, seed=1), tmp / "m.onnx", dynamo=False)
     pt_path = save_state_dict(make_sequential([5, 4, 3], resets="zero", seed=2), tmp / "m.pt")
-    return {".onnx": onnx_path.read_bytes(), ".pt": pt_path.read_bytes()}
+    nir_path = export_nir(per_neuron_sequential([5, 4, 3], 0.75, 1.5, "zero", seed=3), tmp / "m.nir")
+    return {".onnx": onnx_path.read_bytes(), ".pt": pt_path.read_bytes(), ".nir": nir_path.read_bytes()}
 
 
-@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+@pytest.mark.parametrize("suffix", [".onnx", ".pt", ".nir"])
 def test_mutated_model_files_never_escape_as_raw_exceptions(seeds, tmp_path, suffix):
     rng = np.random.default_rng(12345)
     path = tmp_path / f"fuzz{suffix}"

@@ -3,10 +3,11 @@
 :func:`load_model` picks the importer from the file extension:
 
 * ``.onnx``: the single-timestep graph ``torch.onnx.export`` makes (:mod:`.onnx_model`);
-* ``.pt`` / ``.pth``: a ``state_dict`` saved with ``torch.save`` (:mod:`.state_dict`).
+* ``.pt`` / ``.pth``: a ``state_dict`` saved with ``torch.save`` (:mod:`.state_dict`);
+* ``.nir``: a NIR graph written with ``nir.write``, e.g. by snnTorch's ``export_to_nir`` (:mod:`.nir_model`).
 
 Importers raise only :class:`~snn2hw.errors.Snn2hwError` subclasses with one-line messages. The helpers below
-are shared by both importers; the importer modules are imported lazily so that reading an ONNX file does not
+are shared by the importers; the importer modules are imported lazily so that reading an ONNX file does not
 import torch.
 """
 
@@ -19,16 +20,28 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedModelError
-from ..ir import SourceNetwork
+from ..ir import Reset, SourceNetwork
 
-__all__ = ["load_model", "SUPPORTED_EXTENSIONS"]
+__all__ = ["load_model", "SUPPORTED_EXTENSIONS", "DEFAULT_NIR_DT"]
 
-SUPPORTED_EXTENSIONS = (".onnx", ".pt", ".pth")
+SUPPORTED_EXTENSIONS = (".onnx", ".pt", ".pth", ".nir")
+DEFAULT_NIR_DT = 1e-4  # the time step snnTorch's export_to_nir assumes
 
 
-def load_model(path: str | os.PathLike) -> SourceNetwork:
-    """Import the model at ``path``, choosing the importer from its extension (see :data:`SUPPORTED_EXTENSIONS`)."""
+def load_model(path: str | os.PathLike, *, nir_dt: float = DEFAULT_NIR_DT,
+               reset: Reset | str | None = None) -> SourceNetwork:
+    """Import the model at ``path``, choosing the importer from its extension (see :data:`SUPPORTED_EXTENSIONS`).
+
+    ``nir_dt`` and ``reset`` (subtract or zero, default zero) apply to NIR files only, which cannot say either;
+    ``reset`` given for another format, which carries its own reset mechanism, is refused.
+    """
     suffix = Path(path).suffix.lower()
+    if suffix == ".nir":
+        from .nir_model import load_nir
+        return load_nir(path, dt=nir_dt, reset=Reset.ZERO if reset is None else Reset(reset))
+    if reset is not None:
+        raise UnsupportedModelError(f"a reset mechanism ({Reset(reset).value}) can only be chosen for a NIR model; "
+                                    f"{str(path)!r} holds its own")
     if suffix == ".onnx":
         from .onnx_model import load_onnx
         return load_onnx(path)

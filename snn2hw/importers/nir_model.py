@@ -1,0 +1,259 @@
+"""Import a NIR graph (``nir.read``, the Neuromorphic Intermediate Representation) of dense LIF layers.
+
+Accepted: a chain ``Input -> (Affine | Linear -> LIF | IF)+ -> Output``, nodes named freely and edges listed in any
+order (snnTorch's ``export_to_nir`` lists them unordered). A layer is named after its Affine/Linear node (``fc1``;
+``0`` becomes ``layer0``). Every other node type, a cycle (recurrent connection), a branch or a node off the chain
+is refused naming the node.
+
+NIR neurons are continuous-time; they are discretized by forward Euler at the time step ``dt``::
+
+    LIF:  tau dv/dt = (v_leak - v) + r I  ->  v[t] = (1 - dt/tau) v[t-1] + (r dt/tau) I[t]
+    IF:       dv/dt = r I                 ->  v[t] = v[t-1] + (r dt) I[t]
+
+so ``beta = 1 - dt/tau`` (IF: 1) and the input scale ``s = r dt/tau`` (IF: ``r dt``) multiplies the weight row and
+bias of each neuron. snnTorch's exporter writes ``tau = dt/(1 - beta)`` and ``r = tau/dt`` at its ``dt = 1e-4``, so
+at the same dt this gives back beta and ``s = 1``, up to the rounding of the stored tensors, which is undone:
+
+* beta is computed with dt rounded to the dtype of ``tau`` and rounded to that dtype itself (exact for every
+  float32 beta in [0.5, 1], off by at most a float32 step below 0.5);
+* a scale within one machine epsilon of the parameters' dtype of 1 is 1.
+
+Spikes are ``v > v_threshold``. ``v_leak`` and ``v_reset`` must be 0; NIR's "v = v_reset on a spike" cannot say
+whether the reset subtracts the threshold or clears the membrane, so the caller chooses ``reset`` (snnTorch's
+timing: a spike at t-1 resets at t). ``tau`` and ``v_threshold`` must be equal for all neurons of a node (they
+become the layer's scalar beta and threshold); ``r`` may differ per neuron since it folds into the weight rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import nir
+
+from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
+from ..ir import Reset, SourceLayer, SourceNetwork
+from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line, scalar_param
+
+__all__ = ["load_nir", "NIR_RESETS"]
+
+NIR_RESETS = (Reset.ZERO, Reset.SUBTRACT)
+_SHAPE = "snn2hw maps NIR chains Input -> (Affine|Linear -> LIF|IF)+ -> Output"
+_DENSE = (nir.Affine, nir.Linear)
+_NEURONS = (nir.LIF, nir.IF)
+_SUPPORTED = (nir.Input, nir.Output) + _DENSE + _NEURONS
+
+
+def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_NIR_DT, reset: Reset = Reset.ZERO) -> SourceNetwork:
+    """Import a NIR file, discretized at time step ``dt`` with spikes resetting by ``reset`` (zero or subtract)."""
+    path = check_model_file(path)
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise QuantizationError(f"NIR time step dt {dt!r} must be finite and > 0")
+    if reset not in NIR_RESETS:
+        raise UnsupportedModelError(f"reset {reset.value!r} for a NIR model: NIR neurons always reset, choose "
+                                    f"{' or '.join(mode.value for mode in NIR_RESETS)}")
+    graph = _read(path)
+    names = _chain(graph)
+    _check_input(graph, names)
+    taken: set[str] = set()
+    layers = [_layer(graph, dense, neuron, index, dt, reset, taken)
+              for index, (dense, neuron) in enumerate(zip(names[1:-1:2], names[2:-1:2]), start=1)]
+    return SourceNetwork(tuple(layers), origin=str(path))
+
+
+def _read(path: Path) -> nir.NIRGraph:
+    try:  # type_check=False: older or hand-written graphs may lack types; the shapes are checked here instead
+        graph = nir.read(path, type_check=False)
+    except Exception as exc:  # h5py OSError, KeyError, nir's ValueError/AssertionError for broken files
+        raise ModelFormatError(f"model file {str(path)!r} is not a readable NIR file: {one_line(exc)}") from exc
+    if not isinstance(graph, nir.NIRGraph):
+        raise ModelFormatError(f"model file {str(path)!r} holds a single NIR {type(graph).__name__} node, not a graph")
+    return graph
+
+
+def _kind(node) -> str:
+    return type(node).__name__
+
+
+def _describe(graph: nir.NIRGraph, name: str) -> str:
+    return f"NIR node {name!r} ({_kind(graph.nodes[name])})"
+
+
+# --- graph shape --------------------------------------------------------------------------------------------
+
+def _chain(graph: nir.NIRGraph) -> list[str]:
+    """The node names from the Input to the Output, once the graph is checked to be exactly that chain."""
+    nodes = graph.nodes
+    for name, node in nodes.items():
+        if not isinstance(node, _SUPPORTED):
+            what = "a subgraph (e.g. snnTorch's RLeaky)" if isinstance(node, nir.NIRGraph) else "this node type"
+            raise UnsupportedModelError(f"{_describe(graph, name)}: {what} is not supported yet; {_SHAPE}")
+    successors, predecessors = defaultdict(list), defaultdict(list)
+    for src, dst in dict.fromkeys((str(src), str(dst)) for src, dst in graph.edges):
+        for end in (src, dst):
+            if end not in nodes:
+                raise ModelFormatError(f"NIR edge ({src!r}, {dst!r}) names no node {end!r} (malformed NIR file)")
+        successors[src].append(dst)
+        predecessors[dst].append(src)
+    _reject_cycles(graph, successors)
+    inputs = [name for name, node in nodes.items() if isinstance(node, nir.Input)]
+    if len(inputs) != 1:
+        raise UnsupportedModelError(f"the NIR graph has {len(inputs)} Input nodes {inputs}, expected one; {_SHAPE}")
+    chain = [inputs[0]]
+    while not isinstance(nodes[chain[-1]], nir.Output):
+        name, following = chain[-1], successors[chain[-1]]
+        if not following:
+            raise UnsupportedModelError(f"{_describe(graph, name)} feeds no node: the chain from the Input does not "
+                                        f"reach an Output; {_SHAPE}")
+        if len(following) > 1:
+            raise UnsupportedModelError(f"{_describe(graph, name)} feeds {len(following)} nodes {following}: "
+                                        f"branches are not supported yet; {_SHAPE}")
+        chain.append(following[0])
+        if len(predecessors[following[0]]) > 1:
+            raise UnsupportedModelError(f"{_describe(graph, following[0])} sums {len(predecessors[following[0]])} "
+                                        f"inputs {predecessors[following[0]]}: merging branches is not supported "
+                                        f"yet; {_SHAPE}")
+    if successors[chain[-1]]:
+        raise UnsupportedModelError(f"{_describe(graph, chain[-1])} feeds {successors[chain[-1]]}; {_SHAPE}")
+    stray = [name for name in nodes if name not in set(chain)]
+    if stray:
+        raise UnsupportedModelError(f"{_describe(graph, stray[0])} is not on the chain from Input {inputs[0]!r} to "
+                                    f"Output {chain[-1]!r}; {_SHAPE}")
+    _check_kinds(graph, chain)
+    return chain
+
+
+def _reject_cycles(graph: nir.NIRGraph, successors: dict[str, list[str]]) -> None:
+    """Refuse a cycle (a recurrent connection), naming an edge that closes it."""
+    state: dict[str, str] = {}  # "open" while on the depth-first path, "done" after
+    for root in graph.nodes:
+        stack = [(root, iter(successors[root]))] if root not in state else []
+        state.setdefault(root, "open")
+        while stack:
+            name, following = stack[-1]
+            nxt = next(following, None)
+            if nxt is None:
+                state[name] = "done"
+                stack.pop()
+            elif state.get(nxt) == "open":
+                raise UnsupportedModelError(f"NIR edge ({name!r}, {nxt!r}) closes a cycle through "
+                                            f"{_describe(graph, nxt)}: recurrent connections are not supported yet")
+            elif nxt not in state:
+                state[nxt] = "open"
+                stack.append((nxt, iter(successors[nxt])))
+
+
+def _check_kinds(graph: nir.NIRGraph, chain: list[str]) -> None:
+    """Between Input and Output, the nodes must alternate Affine/Linear and LIF/IF, in pairs."""
+    inner = chain[1:-1]
+    if not inner:
+        raise UnsupportedModelError(f"the NIR graph has no layers between Input {chain[0]!r} and Output "
+                                    f"{chain[-1]!r}; {_SHAPE}")
+    for position, name in enumerate(inner):
+        expected, what = (_DENSE, "an Affine or Linear") if position % 2 == 0 else (_NEURONS, "a LIF or IF")
+        if not isinstance(graph.nodes[name], expected):
+            previous = chain[position]
+            raise UnsupportedModelError(f"{_describe(graph, name)} follows {_describe(graph, previous)} where "
+                                        f"{what} was expected; {_SHAPE}")
+    if len(inner) % 2:
+        raise UnsupportedModelError(f"{_describe(graph, inner[-1])} is not followed by a LIF or IF before Output "
+                                    f"{chain[-1]!r}; {_SHAPE}")
+
+
+def _check_input(graph: nir.NIRGraph, chain: list[str]) -> None:
+    shape = np.asarray((graph.nodes[chain[0]].input_type or {}).get("input", []), dtype=np.int64).ravel()
+    n_in = np.asarray(graph.nodes[chain[1]].weight).shape[-1]
+    if shape.size and int(np.prod(shape)) != n_in:
+        raise UnsupportedModelError(f"{_describe(graph, chain[0])} has shape {shape.tolist()}, but "
+                                    f"{_describe(graph, chain[1])} takes {n_in} inputs")
+
+
+# --- one layer ----------------------------------------------------------------------------------------------
+
+def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, reset: Reset,
+           taken: set[str]) -> SourceLayer:
+    name = layer_name(dense, index, taken)
+    weight, bias = _dense(graph, dense)
+    node = graph.nodes[neuron]
+    params = _Params(graph, neuron, weight.shape[0], name)
+    for field in ("v_leak", "v_reset"):
+        if hasattr(node, field) and np.any(params.array(field) != 0):
+            raise UnsupportedModelError(f"{_describe(graph, neuron)}: {field} {params.summary(field)} is not 0 "
+                                        f"(snn2hw neurons rest at 0 and reset to 0 or by the threshold)")
+    if isinstance(node, nir.LIF):
+        beta, scale = params.lif_discretization(dt)
+    else:
+        beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
+    return SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
+                       threshold=scalar_param(params.array("v_threshold"), f"v_threshold of NIR node {neuron!r}",
+                                              name),
+                       reset=reset)
+
+
+def _dense(graph: nir.NIRGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
+    node = graph.nodes[name]
+    weight = np.asarray(node.weight, dtype=np.float64)
+    if weight.ndim != 2 or 0 in weight.shape:
+        raise UnsupportedModelError(f"{_describe(graph, name)}: weight has shape {list(weight.shape)}, expected a "
+                                    f"non-empty [outputs, inputs] matrix")
+    if isinstance(node, nir.Linear):
+        return weight, np.zeros(weight.shape[0])
+    bias = np.asarray(node.bias, dtype=np.float64)
+    if bias.size != weight.shape[0]:
+        raise UnsupportedModelError(f"{_describe(graph, name)}: bias has shape {list(bias.shape)} for "
+                                    f"{weight.shape[0]} outputs")
+    return weight, bias.reshape(-1)
+
+
+class _Params:
+    """The parameter arrays of one neuron node, broadcast to its ``n`` neurons, with the node's precision."""
+
+    def __init__(self, graph: nir.NIRGraph, name: str, n: int, layer: str):
+        self.node, self.name, self.n, self.layer = graph.nodes[name], name, n, layer
+        self.describe = _describe(graph, name)
+
+    def dtype(self, field: str) -> np.dtype:
+        """The float dtype ``field`` is stored in (float64 for integers): the precision its values carry."""
+        dtype = np.asarray(getattr(self.node, field)).dtype
+        return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+    def array(self, field: str) -> np.ndarray:
+        values = np.asarray(getattr(self.node, field), dtype=np.float64).reshape(-1)
+        if values.size not in (1, self.n):
+            raise UnsupportedModelError(f"{self.describe}: {field} has {values.size} values for the {self.n} "
+                                        f"outputs of the layer before it")
+        return np.broadcast_to(values, (self.n,))
+
+    def summary(self, field: str) -> str:
+        values = np.unique(self.array(field))
+        return f"{values[0]:g}" if values.size == 1 else f"from {values.min():g} to {values.max():g}"
+
+    def rounded_dt(self, field: str, dt: float) -> float:
+        """``dt`` at the precision of ``field``, as an exporter computing in that precision used it."""
+        return float(self.dtype(field).type(dt))
+
+    def snap(self, scale: np.ndarray, *fields: str) -> np.ndarray:
+        """Input scales equal to 1 within the precision of ``fields`` become exactly 1; others must be finite."""
+        if not np.all(np.isfinite(scale)):
+            raise QuantizationError(f"{self.describe}: input scale {scale[~np.isfinite(scale)][0]} is not finite")
+        eps = max(np.finfo(self.dtype(field)).eps for field in fields)
+        return np.where(np.abs(scale - 1) <= eps, 1.0, scale)
+
+    def lif_discretization(self, dt: float) -> tuple[float, np.ndarray]:
+        """(beta, per-neuron input scale) of a LIF node by forward Euler at ``dt``."""
+        tau = scalar_param(self.array("tau"), f"tau of NIR node {self.name!r}", self.layer)
+        if not tau > 0:
+            raise QuantizationError(f"{self.describe}: tau {tau} must be > 0")
+        precision = self.dtype("tau")
+        beta = float(precision.type(1.0 - self.rounded_dt("tau", dt) / tau))
+        if beta < -np.finfo(precision).eps:
+            raise QuantizationError(f"{self.describe}: tau {tau:.9g} is shorter than the time step dt {dt:.9g} "
+                                    f"(beta = 1 - dt/tau = {beta:.6g} < 0); choose a smaller --nir-dt")
+        beta = max(beta, 0.0)  # tau = dt within the precision of tau
+        r = self.array("r")
+        with np.errstate(invalid="ignore"):  # tau = r = inf is snnTorch's beta = 1: no leak, scale 1
+            scale = np.where(np.isinf(r) & math.isinf(tau), 1.0, r * (self.rounded_dt("tau", dt) / tau))
+        return beta, self.snap(scale, "r", "tau")
