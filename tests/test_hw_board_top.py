@@ -16,12 +16,14 @@ from amaranth.sim import Simulator
 
 from snn2hw import golden
 from snn2hw.backends.uart_protocol import (InputWindow, OutputDecoder, beat_bytes, encode_sample, pack_beats,
-                                           run_on_serial)
+                                           run_on_serial, weight_image_bytes)
 from snn2hw.errors import ToolError
 from snn2hw.hw.board_top import RX_FIFO_BEATS, UARTAccelerator
 from snn2hw.hw.events import EventFormat
 from snn2hw.hw.uart import UARTReceiver, UARTTransmitter
-from snn2hw.passes.mapping import map_network
+from snn2hw.hw.accelerator import spram_image
+from snn2hw.hw.weight_loader import LOAD_DONE, LOAD_REQUEST
+from snn2hw.passes.mapping import map_layer, map_network
 from snn2hw.verify.cocotb_uart_tb import BOARD_TOP_NAME, QUICK_BUILD_ARGS, simulate_uart_top, uart_frame_bits
 from snn2hw.verify.protocol import encode_inputs
 
@@ -69,15 +71,30 @@ def listener(pin, divisor: int, received: bytearray, errors: list):
 
 
 def run_board(network, lanes, spikes, divisor, window=RX_FIFO_BEATS, rx_fifo_beats=RX_FIFO_BEATS,
-              max_cycles=200_000):
+              max_cycles=200_000, spram_lanes=0):
     """Send every sample's bytes to the board top, one inference after another; return the rasters, the
-    receiver's dropped-byte counters and the line errors seen by the host."""
-    dut = UARTAccelerator(network, map_network(network, lanes), divisor, rx_fifo_beats=rx_fifo_beats)
+    receiver's dropped-byte counters and the line errors seen by the host. With ``spram_lanes``, the first
+    layer keeps that many lanes in SPRAM and the host first answers the board's load request."""
+    mappings = map_network(network, lanes)
+    mappings = (map_layer(network.layers[0], lanes, spram_lanes),) + mappings[1:]
+    dut = UARTAccelerator(network, mappings, divisor, rx_fifo_beats=rx_fifo_beats, spram_primitive=False)
     received, errors, rasters, counters = bytearray(), [], [], {}
+
+    async def load_weights(ctx):
+        image = b"".join(word.to_bytes(2, "little") for word in spram_image(network, mappings))
+        await ctx.tick().repeat(3 * dut.request_period)
+        assert len(received) >= 2 and set(received) == {LOAD_REQUEST}, "repeated load requests"
+        assert ctx.get(dut.leds) == 0, "dark LEDs while loading"
+        await send_bytes(ctx, dut.rx, image, divisor)
+        await ctx.tick().repeat(20 * divisor)
+        assert received[-1] == LOAD_DONE and set(received[:-1]) == {LOAD_REQUEST}, "load done"
+        received.clear()
 
     async def host(ctx):
         ctx.set(dut.rx, 1)
         await ctx.tick().repeat(4)
+        if dut.image_words:
+            await load_weights(ctx)
         for sample in spikes:
             assert ctx.get(dut.leds) == 0b10, "idle LED"
             sender, decoder = InputWindow(sample, window), OutputDecoder(network.n_out, sample.shape[0])
@@ -157,9 +174,10 @@ def test_input_window_never_exceeds_unfinished_beats():
 class FakeBoard:
     """A stand-in for pyserial's ``Serial`` on a perfect board: replies with the golden model's output."""
 
-    def __init__(self, network, silent=False):
-        self.network, self.silent = network, silent
+    def __init__(self, network, silent=False, image=b""):
+        self.network, self.silent, self.image = network, silent, image
         self.incoming, self.outgoing, self.beats, self.opened = bytearray(), bytearray(), [], []
+        self.loading = bytearray() if image else None     # the image bytes received so far, while loading
 
     def module(self):
         board = self
@@ -191,6 +209,8 @@ class FakeBoard:
                 board.receive(data)
 
             def read(self, size):
+                if board.loading is not None and not board.loading and not board.outgoing:
+                    board.outgoing.append(LOAD_REQUEST)         # asks again and again until the image begins
                 data = bytes(board.outgoing[:size])
                 del board.outgoing[:size]
                 return data
@@ -198,6 +218,13 @@ class FakeBoard:
         return types.SimpleNamespace(Serial=Serial, SerialException=SerialException)
 
     def receive(self, data):
+        if self.loading is not None:
+            taken = len(self.image) - len(self.loading)
+            self.loading += data[:taken]
+            data = data[taken:]
+            if self.loading == self.image:
+                self.loading = None
+                self.outgoing.append(LOAD_DONE)
         fmt, width = EventFormat(self.network.n_in), beat_bytes(self.network.n_in)
         self.incoming += data
         while len(self.incoming) >= width:
@@ -223,13 +250,31 @@ def test_run_on_serial_with_a_perfect_board(name, monkeypatch):
     board = FakeBoard(network)
     monkeypatch.setitem(sys.modules, "serial", board.module())
     spikes = random_spikes(5, 3, 4, network.n_in)
-    rasters = run_on_serial("/dev/board", types.SimpleNamespace(network=network), spikes, 9600, timeout_s=1.0)
+    design = types.SimpleNamespace(network=network, mappings=map_network(network))
+    rasters = run_on_serial("/dev/board", design, spikes, 9600, timeout_s=1.0)
     assert np.array_equal(rasters, golden.run(network, spikes).output) and board.opened == [("/dev/board", 9600)]
+
+
+def test_run_on_serial_loads_the_weight_image_when_the_board_asks(monkeypatch):
+    network, _ = NETWORKS["wide_in"]
+    mappings = (map_layer(network.layers[0], 3, 2),) + map_network(network, 3)[1:]
+    design = types.SimpleNamespace(network=network, mappings=mappings)
+    image = weight_image_bytes(design)
+    assert len(image) == 2 * len(spram_image(network, mappings)) > 0
+    board = FakeBoard(network, image=image)
+    monkeypatch.setitem(sys.modules, "serial", board.module())
+    spikes = random_spikes(6, 2, 3, network.n_in)
+    assert np.array_equal(run_on_serial("/dev/board", design, spikes), golden.run(network, spikes).output)
+    assert board.loading is None
+    # Loaded once, the board is silent: the next run sends no image, only inferences.
+    assert np.array_equal(run_on_serial("/dev/board", design, spikes), golden.run(network, spikes).output)
+    assert len(board.opened) == 2 and board.incoming == b""
 
 
 def test_run_on_serial_errors_are_one_line_tool_errors(monkeypatch):
     network, _ = NETWORKS["small"]
-    design, spikes = types.SimpleNamespace(network=network), np.ones((2, network.n_in), np.uint8)
+    design = types.SimpleNamespace(network=network, mappings=map_network(network))
+    spikes = np.ones((2, network.n_in), np.uint8)
     monkeypatch.setitem(sys.modules, "serial", None)          # pyserial missing
     with pytest.raises(ToolError, match="pip install pyserial"):
         run_on_serial("/dev/board", design, spikes)
@@ -323,6 +368,14 @@ def test_board_top_back_to_back_inferences_match_golden(name):
     assert np.array_equal(np.stack(rasters), golden.run(network, spikes).output)
 
 
+def test_board_top_loads_spram_weights_before_inferences():
+    network, lanes = NETWORKS["wide_in"]
+    spikes = random_spikes(8, 2, 4, network.n_in)
+    rasters, counters, errors = run_board(network, lanes, spikes, divisor=4, spram_lanes=2)
+    assert not errors and counters == {"overruns": 0, "frame_errors": 0}
+    assert np.array_equal(np.stack(rasters), golden.run(network, spikes).output)
+
+
 def test_input_window_prevents_overflow_of_a_small_input_fifo():
     # Many output beats per input beat: the output UART stalls the accelerator and inputs pile up.
     network, lanes = NETWORKS["wide_out"]
@@ -339,14 +392,22 @@ def test_input_window_prevents_overflow_of_a_small_input_fifo():
 
 # --- the board top under Verilator, through the cocotb UART testbench ---
 
-def test_board_top_verilator_matches_golden(tmp_path):
+def test_board_top_verilator_loads_spram_and_matches_golden(tmp_path):
+    # The first layer keeps 2 of its 3 lanes in SPRAM (Yosys's SB_SPRAM256KA model), the second none.
     network, lanes = NETWORKS["wide_in"]
     divisor = 4
-    top = UARTAccelerator(network, map_network(network, lanes), divisor)
+    mappings = (map_layer(network.layers[0], lanes, 2),) + map_network(network, lanes)[1:]
+    top = UARTAccelerator(network, mappings, divisor)
     verilog_path = tmp_path / f"{BOARD_TOP_NAME}.v"
     verilog_path.write_text(verilog.convert(top, name=BOARD_TOP_NAME, emit_src=False))
     spikes = random_spikes(3, 4, 6, network.n_in)
+    image = weight_image_bytes(types.SimpleNamespace(network=network, mappings=mappings))
     rasters, error = simulate_uart_top(verilog_path, tmp_path / "build", spikes, network.n_out, divisor,
-                                       max_cycles=500_000, build_args=QUICK_BUILD_ARGS)
+                                       max_cycles=500_000, build_args=QUICK_BUILD_ARGS, image=image)
     assert error == ""
     assert np.array_equal(rasters, golden.run(network, spikes).output)
+    # A wrong image gives wrong spikes: the weights really come over the UART.
+    wrong = bytes(len(image))
+    rasters, error = simulate_uart_top(verilog_path, tmp_path / "build", spikes, network.n_out, divisor,
+                                       max_cycles=500_000, build_args=QUICK_BUILD_ARGS, image=wrong)
+    assert error == "" and not np.array_equal(rasters, golden.run(network, spikes).output)

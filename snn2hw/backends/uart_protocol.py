@@ -15,14 +15,17 @@ import numpy as np
 
 from ..errors import ToolError
 from ..golden import as_batch
+from ..hw.accelerator import spram_image
 from ..hw.board_top import RX_FIFO_BEATS, beat_bytes
 from ..hw.events import EventFormat
+from ..hw.weight_loader import LOAD_DONE, LOAD_REQUEST
 from ..verify.protocol import decode_outputs, encode_inputs
 
 __all__ = ["beat_bytes", "pack_beats", "encode_sample", "InputWindow", "OutputDecoder", "run_on_serial",
-           "RX_FIFO_BEATS", "DEFAULT_BAUD"]
+           "RX_FIFO_BEATS", "DEFAULT_BAUD", "weight_image_bytes", "LOAD_REQUEST_WAIT_S"]
 
 DEFAULT_BAUD = 115200
+LOAD_REQUEST_WAIT_S = 0.5    # five load-request periods of the board top
 
 
 def pack_beats(beats: list[int], neurons: int) -> bytes:
@@ -146,14 +149,48 @@ def run_on_serial(port: str, design, inputs: np.ndarray, baudrate: int = DEFAULT
     except (serial.SerialException, ValueError, OSError) as exc:
         raise ToolError(f"cannot open serial port {port!r} at {baudrate} baud ({exc})") from None
     rasters = np.zeros((batch.shape[0], batch.shape[1], network.n_out), np.uint8)
+    image = weight_image_bytes(design)
     try:
         with link:
             link.reset_input_buffer()
+            if image:
+                _answer_load_request(link, image, baudrate, timeout_s)
             for index, sample in enumerate(batch):
                 rasters[index] = _serial_inference(link, sample, network.n_out, timeout_s, index)
     except serial.SerialException as exc:
         raise ToolError(f"serial port {port!r} failed ({exc})") from None
     return rasters
+
+
+def weight_image_bytes(design) -> bytes:
+    """The SPRAM weight image the board asks for after reset: the bytes of ``OUTDIR/spram_weights.bin``
+    (empty for a design without SPRAM weights)."""
+    words = spram_image(design.network, design.mappings)
+    return b"".join(word.to_bytes(2, "little") for word in words)
+
+
+def _answer_load_request(link, image: bytes, baudrate: int, timeout_s: float) -> None:
+    """Send ``image`` if the board asks for it (see :mod:`snn2hw.hw.weight_loader`), then wait for its
+    ``LOAD_DONE``. A board that stays silent for :data:`LOAD_REQUEST_WAIT_S` already has its weights."""
+    deadline = time.monotonic() + LOAD_REQUEST_WAIT_S
+    heard = b""
+    while not heard and time.monotonic() < deadline:
+        heard = link.read(max(1, link.in_waiting))
+    if not heard:
+        return
+    if set(heard) != {LOAD_REQUEST}:
+        raise ToolError(f"the board sent {heard[:8].hex(' ')} instead of a weight load request; reset the board")
+    link.write(image)
+    link.flush()
+    deadline = time.monotonic() + timeout_s + 10 * len(image) / baudrate
+    while time.monotonic() < deadline:
+        for value in link.read(max(1, link.in_waiting)):
+            if value == LOAD_DONE:
+                return
+            if value != LOAD_REQUEST:
+                raise ToolError(f"the board sent {value:#04x} while loading weights; reset the board")
+    raise ToolError(f"the board did not confirm the {len(image)}-byte weight image within "
+                    f"{timeout_s + 10 * len(image) / baudrate:.1f} s; reset the board")
 
 
 def _serial_inference(link, sample: np.ndarray, n_out: int, timeout_s: float, index: int) -> np.ndarray:

@@ -40,26 +40,34 @@ with a bad stop bit; the board then loses byte alignment and must be reset (the 
 reprogramming). There is no resynchronisation; a host should flush its receive buffer before the first
 inference.
 
+Weights in SPRAM. A design that keeps weights in SPRAM first runs the load phase of
+:mod:`snn2hw.hw.weight_loader` after configuration or reset: it asks for the weight image with
+``LOAD_REQUEST`` bytes, takes the image and answers ``LOAD_DONE``; only then does the protocol above
+start. A design without SPRAM has no load phase.
+
 LEDs: ``leds[0]`` is lit while an inference is in progress (from its first input beat until its final
-output beat is queued), ``leds[1]`` while the board is idle, waiting for an inference.
+output beat is queued), ``leds[1]`` while the board is idle, waiting for an inference; both are dark
+during the load phase.
 """
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir import Network
 from ..passes.mapping import LayerMapping
-from .accelerator import Accelerator
+from .accelerator import Accelerator, spram_image
 from .events import EventFormat
 from .uart import UARTReceiver, UARTTransmitter, check_divisor
+from .weight_loader import UARTWeightLoader
 
-__all__ = ["UARTAccelerator", "RX_FIFO_BEATS", "TX_FIFO_BEATS", "beat_width", "beat_bytes"]
+__all__ = ["UARTAccelerator", "RX_FIFO_BEATS", "TX_FIFO_BEATS", "UART_REQUEST_BYTES", "beat_width", "beat_bytes"]
 
 RX_FIFO_BEATS = 512
 TX_FIFO_BEATS = 16
+UART_REQUEST_BYTES = 20     # the shortest load-request period, in UART byte times (10 bits)
 
 
 def beat_width(neurons: int) -> int:
@@ -78,11 +86,15 @@ class UARTAccelerator(wiring.Component):
     ``divisor`` is the number of clock cycles per UART bit (>= 4); ``rx_fifo_beats`` the depth of the
     input beat FIFO (the protocol promises :data:`RX_FIFO_BEATS`; smaller only for tests). The byte
     protocol is in this module's docstring. ``uart_rx.frame_errors`` / ``uart_rx.overruns`` count dropped
-    bytes (internal signals, not ports).
+    bytes (internal signals, not ports). ``request_period`` is the clock cycles between two load requests
+    of a design with SPRAM weights (default and minimum: :data:`UART_REQUEST_BYTES` byte times);
+    ``spram_primitive=False`` models SPRAM
+    with Amaranth memories for Amaranth's simulator.
     """
 
     def __init__(self, network: Network, mappings: tuple[LayerMapping, ...], divisor: int, *,
-                 rx_fifo_beats: int = RX_FIFO_BEATS):
+                 rx_fifo_beats: int = RX_FIFO_BEATS, request_period: int | None = None,
+                 spram_primitive: bool = True):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a snn2hw.ir.Network, got {type(network).__name__}")
         if len(mappings) != len(network.layers):
@@ -91,6 +103,13 @@ class UARTAccelerator(wiring.Component):
             raise ValueError(f"rx_fifo_beats must be an integer >= 2, got {rx_fifo_beats!r}")
         self.network, self.mappings = network, tuple(mappings)
         self.divisor, self.rx_fifo_beats = check_divisor(divisor), rx_fifo_beats
+        self.spram_primitive = spram_primitive
+        self.image_words = len(spram_image(network, self.mappings))
+        shortest = UART_REQUEST_BYTES * 10 * divisor
+        self.request_period = shortest if request_period is None else request_period
+        if not isinstance(self.request_period, int) or self.request_period < shortest:
+            raise ValueError(f"request_period must be at least {UART_REQUEST_BYTES} bytes = {shortest} cycles, "
+                             f"got {self.request_period!r}")
         # Built here, not in elaborate, so that tests can watch their error counters.
         self.uart_rx, self.uart_tx = UARTReceiver(divisor), UARTTransmitter(divisor)
         super().__init__({
@@ -102,9 +121,11 @@ class UARTAccelerator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n_in, n_out = self.network.n_in, self.network.n_out
-        m.submodules.accelerator = accelerator = Accelerator(self.network, self.mappings)
+        m.submodules.accelerator = accelerator = Accelerator(self.network, self.mappings, self.spram_primitive)
         m.submodules.uart_rx = receiver = self.uart_rx
         m.submodules.uart_tx = transmitter = self.uart_tx
+        # Byte streams of the inference protocol; the load phase, if any, owns the UART before them.
+        r_bytes, t_bytes, loading = self._load_phase(m, accelerator, receiver.bytes, transmitter.bytes)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=beat_width(n_in), depth=self.rx_fifo_beats)
         m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=beat_width(n_out), depth=TX_FIFO_BEATS)
         m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx)]
@@ -112,7 +133,7 @@ class UARTAccelerator(wiring.Component):
         # Bytes -> input beats: gather the low bytes, push the beat into the FIFO with its final byte.
         # The final byte waits in the receiver while the FIFO is full.
         in_bytes = beat_bytes(n_in)
-        r_bytes, w_beats = receiver.bytes, rx_fifo.w_stream
+        w_beats = rx_fifo.w_stream
         if in_bytes == 1:
             m.d.comb += [w_beats.payload.eq(r_bytes.payload), w_beats.valid.eq(r_bytes.valid),
                          r_bytes.ready.eq(w_beats.ready)]
@@ -133,7 +154,7 @@ class UARTAccelerator(wiring.Component):
         final_input = i_spikes.valid & i_spikes.ready & i_spikes.payload.eot & i_spikes.payload.last
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.leds[1].eq(1)
+                m.d.comb += self.leds[1].eq(1 if loading is None else ~loading)
                 with m.If(r_beats.valid):
                     m.d.comb += accelerator.start.eq(1)
                     m.next = "INPUT"
@@ -152,7 +173,7 @@ class UARTAccelerator(wiring.Component):
         m.d.comb += [w_out.payload.eq(o_spikes.payload), w_out.valid.eq(o_spikes.valid),
                      o_spikes.ready.eq(w_out.ready)]
         out_bytes = beat_bytes(n_out)
-        o_beats, t_bytes = tx_fifo.r_stream, transmitter.bytes
+        o_beats = tx_fifo.r_stream
         if out_bytes == 1:
             m.d.comb += [t_bytes.payload.eq(o_beats.payload), t_bytes.valid.eq(o_beats.valid),
                          o_beats.ready.eq(t_bytes.ready)]
@@ -167,3 +188,21 @@ class UARTAccelerator(wiring.Component):
                 with m.If(~final):
                     m.d.sync += position.eq(position + 1)
         return m
+
+    def _load_phase(self, m: Module, accelerator: Accelerator, received, to_send):
+        """The byte streams (received, to send) of the inference protocol and the load phase's ``active``
+        level: the UART's own streams and None without SPRAM weights, else streams that the weight loader
+        holds off until it is done."""
+        if not self.image_words:
+            return received, to_send, None
+        r_bytes, t_bytes = stream.Signature(8).create(), stream.Signature(8).flip().create()
+        m.submodules.weight_loader = loader = UARTWeightLoader(self.request_period)
+        wiring.connect(m, loader.w_load, accelerator.w_load)
+        m.d.comb += loader.loaded.eq(accelerator.loaded)
+        with m.If(loader.active):
+            wiring.connect(m, loader.rx_bytes, received)
+            wiring.connect(m, loader.tx_bytes, to_send)
+        with m.Else():
+            wiring.connect(m, wiring.flipped(r_bytes), received)
+            wiring.connect(m, wiring.flipped(t_bytes), to_send)
+        return r_bytes, t_bytes, loader.active

@@ -3,7 +3,9 @@
 A UART model drives ``rx`` bit by bit and listens on ``tx``; the bytes are those of the host protocol
 module :mod:`snn2hw.backends.uart_protocol` (the one ``snn2hw run`` uses). Reads the stimuli file named by
 ``SNN2HW_STIMULI`` (npz: ``spikes`` uint8 [B, T, n_in], ``n_out``, ``divisor`` clock cycles per bit,
-``max_cycles`` per sample), runs the samples one after another and writes ``SNN2HW_RESULTS`` (npz:
+``max_cycles`` per sample, ``image``: the SPRAM weight image bytes, empty for a design without), answers
+the board's load request with the image when there is one (:mod:`snn2hw.hw.weight_loader`), runs the
+samples one after another and writes ``SNN2HW_RESULTS`` (npz:
 ``rasters`` uint8 [B', T, n_out] of the B' samples that finished, ``error`` str, '' if all did).
 :func:`simulate_uart_top` builds a Verilog file with Verilator and runs this testbench on it.
 """
@@ -24,6 +26,9 @@ from cocotb.triggers import ClockCycles, FallingEdge
 
 from ..backends.uart_protocol import InputWindow, OutputDecoder
 from ..errors import ToolError
+from ..hw.board_top import UART_REQUEST_BYTES
+from ..hw.weight_loader import LOAD_DONE, LOAD_REQUEST
+from .primitives import primitive_models
 
 __all__ = ["uart_frame_bits", "uart_send", "uart_receive_byte", "uart_listen", "simulate_uart_top",
            "BOARD_TOP_NAME", "BUILD_ARGS", "QUICK_BUILD_ARGS"]
@@ -68,6 +73,26 @@ async def uart_listen(clk, pin, divisor: int, received: bytearray, errors: list[
             received.append(value)
 
 
+async def load_weights(dut, image: bytes, divisor: int, received: bytearray, errors: list[str]) -> None:
+    """Wait for the board's load request, send ``image``, wait for its load-done byte."""
+    limit = 4 * UART_REQUEST_BYTES * 10 * divisor
+    for _ in range(limit // divisor):
+        if received:
+            break
+        await ClockCycles(dut.clk, divisor)
+    if set(received) != {LOAD_REQUEST}:
+        raise ValueError(f"expected a weight load request, got {bytes(received).hex(' ') or 'nothing'}")
+    await uart_send(dut.clk, dut.rx, image, divisor)
+    for _ in range(limit // divisor):
+        if received[-1] == LOAD_DONE:
+            break
+        await ClockCycles(dut.clk, divisor)
+    if errors or received[-1] != LOAD_DONE or set(received[:-1]) != {LOAD_REQUEST}:
+        raise ValueError(errors[0] if errors else f"no load-done byte after the weight image "
+                                                  f"(got {bytes(received[-8:]).hex(' ')})")
+    received.clear()
+
+
 @cocotb.test()
 async def run_stimuli(dut):
     """Send every sample's bytes over ``rx``, decode the reply on ``tx``, save the rasters."""
@@ -85,6 +110,8 @@ async def run_stimuli(dut):
     listener = cocotb.start_soon(uart_listen(dut.clk, dut.tx, divisor, received, errors))
     done, error = 0, ""
     try:
+        if stimuli["image"].size:
+            await load_weights(dut, stimuli["image"].tobytes(), divisor, received, errors)
         for index, sample in enumerate(spikes):
             if int(dut.leds.value) != 0b10:
                 raise ValueError(f"leds = {int(dut.leds.value):#04b} while idle (expected 0b10)")
@@ -120,10 +147,13 @@ async def run_stimuli(dut):
 
 
 def simulate_uart_top(verilog_path: Path, build_dir: Path, spikes: np.ndarray, n_out: int, divisor: int,
-                      max_cycles: int, build_args: Sequence[str] = BUILD_ARGS) -> tuple[np.ndarray, str]:
+                      max_cycles: int, build_args: Sequence[str] = BUILD_ARGS, image: bytes = b"",
+                      ) -> tuple[np.ndarray, str]:
     """Build ``verilog_path`` (top module :data:`BOARD_TOP_NAME`) with Verilator into ``build_dir`` and
-    run :func:`run_stimuli` on uint8 ``spikes`` [B, T, n_in]; return (rasters of the finished samples,
-    error message or ''). :data:`QUICK_BUILD_ARGS` compile faster (unoptimised C++) for short runs."""
+    run :func:`run_stimuli` on uint8 ``spikes`` [B, T, n_in], first loading the SPRAM weight ``image``
+    if the design has one; return (rasters of the finished samples, error message or '').
+    :data:`QUICK_BUILD_ARGS` compile faster (unoptimised C++) for short runs. The board top must use the
+    default load-request period (:data:`UART_REQUEST_BYTES` bytes)."""
     from cocotb_tools.runner import get_runner
 
     from .verilator import verilator_environment
@@ -132,9 +162,14 @@ def simulate_uart_top(verilog_path: Path, build_dir: Path, spikes: np.ndarray, n
     runner = get_runner("verilator")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
+    sources = [Path(verilog_path).resolve()]
+    models = primitive_models(Path(verilog_path).read_text(errors="replace"))
+    if models:
+        (build_dir / "primitives.v").write_text(models)
+        sources.append((build_dir / "primitives.v").resolve())
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=BOARD_TOP_NAME,
+            runner.build(sources=sources, hdl_toplevel=BOARD_TOP_NAME,
                          build_args=list(build_args), build_dir=build_dir, always=True,
                          log_file=build_dir / "build.log")
     except (SystemExit, Exception) as exc:  # the runner raises SystemExit / CalledProcessError
@@ -143,7 +178,7 @@ def simulate_uart_top(verilog_path: Path, build_dir: Path, spikes: np.ndarray, n
     with tempfile.TemporaryDirectory(prefix="snn2hw-uart-sim-") as tmp:
         tmp = Path(tmp)
         np.savez(tmp / "stimuli.npz", spikes=np.asarray(spikes, np.uint8), n_out=n_out, divisor=divisor,
-                 max_cycles=max_cycles)
+                 max_cycles=max_cycles, image=np.frombuffer(image, np.uint8))
         env = {"SNN2HW_STIMULI": str(tmp / "stimuli.npz"), "SNN2HW_RESULTS": str(tmp / "results.npz"),
                "COCOTB_LOG_LEVEL": "WARNING"}
         try:
