@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -14,10 +16,13 @@ from model_factory import assert_imported, export_onnx, make_step_module
 from onnx import helper, numpy_helper
 from torch import nn
 
+from snn2hw import golden
+from snn2hw.cli import main
 from snn2hw.errors import ModelFormatError, QuantizationError, Snn2hwError, UnsupportedModelError
 from snn2hw.importers import load_model
 from snn2hw.importers.onnx_model import load_onnx
-from snn2hw.ir import Reset
+from snn2hw.ir import Network, Reset
+from snn2hw.passes.quantize import quantize
 
 SIZES = [4, 5, 3, 2]
 
@@ -315,3 +320,221 @@ def test_truncated_anywhere_is_a_clean_error_or_complete(tmp_path, one_layer):
 def test_wrong_extension(tmp_path, name, shown):
     (tmp_path / name).write_bytes(b"\x00" * 8)
     assert_import_fails(ModelFormatError, tmp_path / name, name, shown, ".onnx", ".pt")
+
+
+# --- quantized weights: QONNX Quant / IntQuant and QuantizeLinear -> DequantizeLinear -------------------------
+
+QONNX = "qonnx.custom_op.general"
+SCALE = 0.125  # a power of two: n * SCALE and b / SCALE are exact, so the integer equivalent is exact too
+
+
+def _scaled_module(scale, seed=7, resets=("subtract", "zero"), bias=True):
+    """A 2-layer module with weights n * scale (n small integers), bias b * scale and thresholds t * scale, and
+    its integer equivalent (n, b, t): the network a quantized export of the first must import as."""
+    integer = make_step_module([4, 6, 3], betas=[0.75, 0.5], thresholds=[3.0, 2.0], resets=list(resets), bias=bias,
+                               seed=seed)
+    scaled = make_step_module([4, 6, 3], betas=[0.75, 0.5], thresholds=[3.0 * scale, 2.0 * scale],
+                              resets=list(resets), bias=bias, seed=seed)
+    with torch.no_grad():
+        for param in scaled.parameters():
+            if param.ndim:  # weights and biases (thresholds and betas are buffers or scalars set above)
+                param.mul_(scale)
+    return scaled, integer
+
+
+def _replace_weights(model, subgraph):
+    """Feed every Gemm/MatMul weight through ``subgraph(name, values) -> (nodes, initializers, output)``."""
+    for dense in [node for node in model.graph.node if node.op_type in ("Gemm", "MatMul")]:
+        name = dense.input[1]
+        nodes, initializers, output = subgraph(name, numpy_helper.to_array(_initializer(model, name)))
+        model.graph.initializer.extend(initializers)
+        position = list(model.graph.node).index(dense)
+        for offset, node in enumerate(nodes):
+            model.graph.node.insert(position + offset, node)
+        dense.input[1] = output
+
+
+def _quant(scale=SCALE, bits=4, op="Quant", zero_point=0.0, **attrs):
+    attrs = {"signed": 1, "narrow": 1, "rounding_mode": "ROUND", **attrs}
+
+    def subgraph(name, values):
+        inits = [numpy_helper.from_array(np.asarray(scale, np.float32), f"{name}_scale"),
+                 numpy_helper.from_array(np.asarray(zero_point, np.float32), f"{name}_zp"),
+                 numpy_helper.from_array(np.asarray(bits, np.float32), f"{name}_bits")]
+        node = helper.make_node(op, [name, f"{name}_scale", f"{name}_zp", f"{name}_bits"], [f"{name}_q"],
+                                domain=QONNX, name=f"{name}_{op}", **attrs)
+        return [node], inits, f"{name}_q"
+    return subgraph
+
+
+def _qdq(scale=SCALE, with_quantize=True):
+    def subgraph(name, values):
+        zero = numpy_helper.from_array(np.zeros((), np.int8), f"{name}_zp")
+        scale_init = numpy_helper.from_array(np.asarray(scale, np.float32), f"{name}_scale")
+        dq_input = f"{name}_int8"
+        if with_quantize:
+            nodes = [helper.make_node("QuantizeLinear", [name, f"{name}_scale", f"{name}_zp"], [dq_input],
+                                      name=f"{name}_Q")]
+            inits = [scale_init, zero]
+        else:
+            nodes = []
+            inits = [scale_init, zero, numpy_helper.from_array(np.round(values / scale).astype(np.int8), dq_input)]
+        nodes.append(helper.make_node("DequantizeLinear", [dq_input, f"{name}_scale", f"{name}_zp"],
+                                      [f"{name}_dq"], name=f"{name}_DQ"))
+        return nodes, inits, f"{name}_dq"
+    return subgraph
+
+
+def _quantized_export(tmp_path, module, subgraph, dynamo=False):
+    def edit(model):
+        _replace_weights(model, subgraph)
+        model.opset_import.append(helper.make_opsetid(QONNX, 1))
+    return _edit(export_onnx(module, tmp_path / "float.onnx", dynamo=dynamo), tmp_path / "quantized.onnx", edit)
+
+
+@pytest.mark.parametrize("subgraph", [_quant(), _quant(op="IntQuant"), _qdq(), _qdq(with_quantize=False)],
+                         ids=["Quant", "IntQuant", "QDQ", "DQ-of-int8"])
+@pytest.mark.parametrize("dynamo, bias", [(False, True), (False, False), (True, True)])
+def test_quantized_weights_import_as_their_integers(tmp_path, subgraph, dynamo, bias):
+    scaled, integer = _scaled_module(SCALE, bias=bias)
+    network = load_onnx(_quantized_export(tmp_path, scaled, subgraph, dynamo=dynamo))
+    assert_imported(network, integer)
+
+
+def test_qdq_graph_runs_in_onnxruntime_like_the_float_graph(tmp_path):
+    """The QDQ test graph is valid ONNX that computes what the float export computes (its weights dequantize to
+    exactly n * SCALE)."""
+    import onnxruntime
+
+    scaled, _ = _scaled_module(SCALE)
+    path = _quantized_export(tmp_path, scaled, _qdq())
+    rng = np.random.default_rng(0)
+    feeds = {"x": (rng.random((1, 4)) < 0.5).astype(np.float32), "mem1": rng.normal(size=(1, 6)).astype(np.float32),
+             "mem2": rng.normal(size=(1, 3)).astype(np.float32)}
+    outputs = [onnxruntime.InferenceSession(str(p)).run(None, feeds) for p in (path, tmp_path / "float.onnx")]
+    for got, want in zip(*outputs):
+        assert np.array_equal(got, want)
+
+
+def test_quantize_dequantize_linear_evaluated_like_onnxruntime(tmp_path):
+    """Per-axis int8 QuantizeLinear -> DequantizeLinear with a non-power-of-two scale, ties and saturation: the
+    importer's constant folding against onnxruntime's kernels."""
+    import onnxruntime
+    from snn2hw.importers.onnx_quant import evaluate
+
+    values = np.array([[0.25, -0.75, 1.25, 40.0], [0.3, -0.3, 0.1, -40.0], [2.5, 3.5, -2.5, 0.0]], np.float32)
+    scale = np.array([0.5, 0.1, 1.0], np.float32)
+    zero = np.array([0, 3, -2], np.int8)
+    q = helper.make_node("QuantizeLinear", ["w", "s", "z"], ["q"], axis=0)
+    dq = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], axis=0)
+    graph = helper.make_graph([q, dq], "qdq", [], [helper.make_tensor_value_info(n, t, None) for n, t in
+                                                    (("q", onnx.TensorProto.INT8), ("y", onnx.TensorProto.FLOAT))],
+                              [numpy_helper.from_array(values, "w"), numpy_helper.from_array(scale, "s"),
+                               numpy_helper.from_array(zero, "z")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "qdq.onnx"))
+    want_q, want_y = onnxruntime.InferenceSession(str(tmp_path / "qdq.onnx")).run(None, {})
+    got_q, _ = evaluate(q, [values, scale, zero], "Q")
+    got_y, grid = evaluate(dq, [got_q, scale, zero], "DQ")
+    assert got_q.dtype == np.int8 and np.array_equal(got_q, want_q)
+    assert np.array_equal(got_y.astype(np.float32), want_y) and grid == "per-channel"
+
+
+@pytest.mark.parametrize("mode, expected", [  # QONNX's rounding-mode table (docs/qonnx-custom-ops/intquant_v1.md)
+    ("ROUND", [6, 2, 2, 1, 1, -1, -1, -2, -2, -6]), ("CEIL", [6, 3, 2, 2, 1, -1, -1, -1, -2, -5]),
+    ("FLOOR", [5, 2, 1, 1, 1, -1, -2, -2, -3, -6]), ("UP", [6, 3, 2, 2, 1, -1, -2, -2, -3, -6]),
+    ("DOWN", [5, 2, 1, 1, 1, -1, -1, -1, -2, -5]), ("HALF_UP", [6, 3, 2, 1, 1, -1, -1, -2, -3, -6]),
+    ("HALF_DOWN", [5, 2, 2, 1, 1, -1, -1, -2, -2, -5]), ("round", [6, 2, 2, 1, 1, -1, -1, -2, -2, -6])])
+def test_quant_rounding_modes(mode, expected):
+    from snn2hw.importers.onnx_quant import evaluate
+
+    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], domain=QONNX, signed=1, narrow=0,
+                            rounding_mode=mode)
+    x = np.array([5.5, 2.5, 1.6, 1.1, 1.0, -1.0, -1.1, -1.6, -2.5, -5.5])
+    values, grid = evaluate(node, [x * 0.5, np.float32(0.5), np.float32(0), np.float32(8)], "Quant")
+    assert np.array_equal(values, np.array(expected) * 0.5) and grid == 0.5
+
+
+@pytest.mark.parametrize("signed, narrow, bits, expected", [
+    (1, 0, 4, [-8, -8, 0, 7, 7]), (1, 1, 4, [-7, -7, 0, 7, 7]), (0, 0, 3, [0, 0, 0, 7, 7]),
+    (0, 1, 3, [0, 0, 0, 6, 6]), (1, 0, 1, [-1, -1, 1, 1, 1])])
+def test_quant_clamps_to_its_range(signed, narrow, bits, expected):
+    from snn2hw.importers.onnx_quant import evaluate
+
+    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], domain=QONNX, signed=signed, narrow=narrow)
+    values, _ = evaluate(node, [np.array([-20.0, -8.0, 0.0, 7.0, 20.0]), np.float32(1), np.float32(0),
+                                np.float32(bits)], "Quant")
+    assert np.array_equal(values, expected)
+
+
+def test_brevitas_like_scale_keeps_the_integer_weights(tmp_path):
+    """Abs-max per-tensor scaling (max|W| / 7 at 4 bits) and threshold 1: threshold / s is no integer, so
+    compile quantizes it as a float model; with --weight-bits 4 the weight scale is 1 and the compiled weights
+    are exactly the Quant node's integers."""
+    module = make_step_module([4, 6, 3], betas=0.5, thresholds=1.0, resets="zero", integer_weights=False, seed=2)
+    quantized = {}
+
+    def abs_max(name, values):
+        quantized[name] = float(np.abs(values).max()) / 7
+        return _quant(scale=quantized[name])(name, values)
+    network = load_onnx(_quantized_export(tmp_path, module, abs_max))
+    integers = [np.round(np.clip(fc.weight.detach().double().numpy() / quantized[f"fc{i}.weight"], -7, 7))
+                for i, fc in enumerate((module.fc1, module.fc2), start=1)]
+    for layer, want, fc in zip(network.layers, integers, (module.fc1, module.fc2)):
+        scale = quantized[f"{layer.name}.weight"]
+        assert np.array_equal(layer.weight, want) and np.abs(want).max() == 7
+        assert layer.threshold == pytest.approx(1.0 / scale)
+        assert np.allclose(layer.bias, fc.bias.detach().double().numpy() / scale)
+    compiled, report = quantize(network, weight_bits=4)
+    assert [np.array_equal(layer.weight, want) for layer, want in zip(compiled.layers, integers)] == [True, True]
+
+
+def test_quantized_export_compiles_like_the_integer_model(tmp_path):
+    """`snn2hw compile` of the QONNX export and of its integer equivalent: same network, same golden spikes."""
+    scaled, integer = _scaled_module(SCALE)
+    paths = [_quantized_export(tmp_path, scaled, _quant()), export_onnx(integer, tmp_path / "int.onnx", dynamo=False)]
+    networks = []
+    for path, out in zip(paths, ("q", "i")):
+        assert main(["-q", "compile", str(path), "-o", str(tmp_path / out)]) == 0
+        networks.append(Network.from_json(json.loads((tmp_path / out / "network.json").read_text())))
+    assert [layer.to_json() for layer in networks[0].layers] == [layer.to_json() for layer in networks[1].layers]
+    spikes = (np.random.default_rng(1).random((8, 20, 4)) < 0.5).astype(np.uint8)
+    outputs = [golden.run(network, spikes).output for network in networks]
+    assert outputs[0].sum() > 0 and np.array_equal(outputs[0], outputs[1])
+
+
+def test_per_channel_scale_refused(tmp_path):
+    scaled, _ = _scaled_module(SCALE)
+
+    def per_row(name, values):
+        rows = values.shape[0] if name.endswith("weight") else 1
+        return _quant(scale=np.full((rows, 1), SCALE) * (1 + np.arange(rows)[:, None]))(name, values)
+    assert_import_fails(UnsupportedModelError, _quantized_export(tmp_path, scaled, per_row), "layer 'fc1'",
+                        "'fc1.weight_Quant' (op Quant)", "per-channel scales", "per-neuron thresholds")
+
+
+def test_equal_per_channel_scales_accepted(tmp_path):
+    scaled, integer = _scaled_module(SCALE)
+
+    def per_row(name, values):
+        return _quant(scale=np.full((values.shape[0], 1), SCALE))(name, values)
+    assert_imported(load_onnx(_quantized_export(tmp_path, scaled, per_row)), integer)
+
+
+def test_quantized_activations_refused(tmp_path, one_layer):
+    def edit(model):
+        gemm = _nodes(model, "Gemm")[0]
+        model.graph.initializer.extend([numpy_helper.from_array(np.asarray(v, np.float32), n)
+                                        for n, v in (("s", 1.0), ("z", 0.0), ("b", 8.0))])
+        model.graph.node.insert(0, helper.make_node("Quant", [gemm.input[0], "s", "z", "b"], ["xq"], domain=QONNX,
+                                                    name="act_quant"))
+        gemm.input[0] = "xq"
+    assert_import_fails(UnsupportedModelError, _edit(one_layer[1], tmp_path / "edited.onnx", edit),
+                        "'act_quant' (op Quant)", "non-constant")
+
+
+def test_bad_quantizer_parameters_named(tmp_path):
+    scaled, _ = _scaled_module(SCALE)
+    path = _quantized_export(tmp_path, scaled, _quant(rounding_mode="STOCHASTIC"))
+    assert_import_fails(UnsupportedModelError, path, "'fc1.weight_Quant' (op Quant)", "rounding_mode 'STOCHASTIC'")
+    path = _quantized_export(tmp_path, scaled, _quant(scale=-1.0))
+    assert_import_fails(UnsupportedModelError, path, "'fc1.weight_Quant' (op Quant)", "must be finite and > 0")

@@ -18,6 +18,14 @@ files next to the model. The layers are recognised from the graph structure, nev
   may be ``Greater(v, threshold)`` and commutative operands come in any order; ``s`` feeds the next layer or is
   a graph output;
 * every non-constant node must belong to a matched layer.
+
+Quantized weights: QONNX ``Quant``/``IntQuant`` nodes (Brevitas ``export_qonnx``) and ``QuantizeLinear`` ->
+``DequantizeLinear`` pairs (or ``DequantizeLinear`` of an integer initializer) on constants are evaluated like any
+constant (:mod:`.onnx_quant`). When a layer's weight comes from such a quantizer with one scale ``s`` (zero point
+integer), the layer is imported as the integer weights ``W / s`` with bias ``b / s`` and threshold
+``theta / s``: the membrane equations are linear in (v, W, b, theta) for every reset mechanism and beta leaves
+them unchanged, so the spikes are the same; a threshold and bias that are multiples of ``s`` give an integer model,
+compiled exactly as given. A per-channel scale is refused (it would need per-neuron thresholds).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
+from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
 
 __all__ = ["load_onnx"]
 
@@ -131,6 +140,7 @@ def _unsqueeze(node, inputs):
     return data
 
 
+_SHAPE_OPS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})  # keep a grid
 _FOLDERS = {
     "Constant": _constant,
     "Identity": lambda node, inputs: inputs[0],
@@ -147,17 +157,29 @@ _FOLDERS = {
 }
 
 
-def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> bool:
-    """Evaluate ``node`` into ``consts`` if it is a foldable op whose inputs are all constant."""
-    if node.op_type not in _FOLDERS or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], grids: dict[str, tuple[object, str]]) -> bool:
+    """Evaluate ``node`` into ``consts`` if it is a foldable op or a quantizer whose inputs are all constant;
+    record in ``grids`` the (grid, quantizer) of values a quantizer produced, through shape-only ops."""
+    quantizer = is_quantizer(node)
+    if not (quantizer or node.op_type in _FOLDERS and node.domain in ("", "ai.onnx")) or len(node.output) != 1:
         return False
     if not all(name in consts for name in node.input if name):
         return False
     inputs = [consts[name] if name else None for name in node.input]
     try:
-        consts[node.output[0]] = np.asarray(_FOLDERS[node.op_type](node, inputs))
+        if quantizer:
+            value, grid = evaluate(node, inputs, _describe(node))
+            if grid is not None:
+                grids[node.output[0]] = (grid, _describe(node))
+        else:
+            value = _FOLDERS[node.op_type](node, inputs)
+            if node.op_type in _SHAPE_OPS and node.input[0] in grids:
+                grids[node.output[0]] = grids[node.input[0]]
+    except UnsupportedModelError:
+        raise
     except Exception as exc:  # malformed attributes or shapes in a readable model
         raise UnsupportedModelError(f"cannot evaluate constant {_describe(node)}: {one_line(exc)}") from exc
+    consts[node.output[0]] = np.asarray(value)
     return True
 
 
@@ -168,6 +190,7 @@ class _Graph:
 
     def __init__(self, graph: onnx.GraphProto):
         self.consts = {init.name: self._tensor(init) for init in graph.initializer}
+        self.grids: dict[str, tuple[object, str]] = {}
         self.inputs = [value.name for value in graph.input if value.name not in self.consts]
         self.outputs = [value.name for value in graph.output]
         self.nodes = self._fold_all(graph)
@@ -191,7 +214,7 @@ class _Graph:
             if missing:
                 raise ModelFormatError(f"{_describe(node)} reads undefined value {missing[0]!r} "
                                        f"(truncated or malformed ONNX file)")
-            if not _fold(node, self.consts):
+            if not _fold(node, self.consts, self.grids):
                 dynamic.append(node)
             defined.update(node.output)
         if not self.outputs:
@@ -204,6 +227,10 @@ class _Graph:
 
     def const(self, name: str) -> np.ndarray | None:
         return self.consts.get(name)
+
+    def grid(self, name: str) -> tuple[object, str] | None:
+        """(scale or PER_CHANNEL, quantizer node) of a constant a quantizer produced, else None."""
+        return self.grids.get(name)
 
     def is_input(self, name: str) -> bool:
         return name in self.inputs
@@ -267,6 +294,10 @@ class _Matcher:
     def _reject_foreign_ops(self) -> None:
         foreign = [node for node in self.g.nodes
                    if node.op_type not in _PATTERN_OPS or node.domain not in ("", "ai.onnx")]
+        quantizers = [node for node in foreign if is_quantizer(node)]
+        if quantizers:
+            raise UnsupportedModelError(f"unsupported {_describe(quantizers[0])}: it quantizes a non-constant "
+                                        f"tensor; only quantizers of constant weights are folded")
         if foreign:
             more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
             names = ", ".join(_describe(node) for node in foreign[:3])
@@ -332,7 +363,7 @@ class _Matcher:
 
     def _layer(self, value: str, index: int) -> tuple[SourceLayer, str, str]:
         """Match the layer fed by ``value``; return it, its membrane input and its spike value."""
-        dense, weight, bias, current = self._dense(value)
+        dense, weight, bias, current, grid = self._dense(value)
         name = layer_name(_prefix(dense), index, self.names)
         add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
         if add.op_type != "Add":
@@ -342,6 +373,8 @@ class _Matcher:
         mem_out, subtract = self._subtract_reset(add.output[0])
         spike, threshold = self._spike(mem_out, name)
         reset = self._reset(subtract, zero_fire, mem_in, threshold, name)
+        if grid is not None:
+            weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=scalar_param(beta, "beta", name),
                             threshold=threshold, reset=reset)
         return layer, mem_in, spike
@@ -362,14 +395,17 @@ class _Matcher:
             return Reset.ZERO
         return Reset.NONE
 
-    def _dense(self, value: str) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str]:
-        """Match ``Gemm``/``MatMul`` [+ constant Add] on ``value``: (node, weight, bias, output)."""
+    def _dense(self, value: str) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None]:
+        """Match ``Gemm``/``MatMul`` [+ constant Add] on ``value``: (node, weight, bias, output, weight grid)."""
         node = self._only_consumer(value, "a Gemm or MatMul")
         if node.op_type not in _DENSE_OPS:
             raise self._unexpected(node, "a Gemm or MatMul")
         if node.input[0] != value:
             raise UnsupportedModelError(f"{_describe(node)}: the data {value!r} must be its first operand")
         weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
+        grid = self.g.grid(node.input[1])
+        if grid is not None and grid[0] is not PER_CHANNEL and node.op_type == "Gemm":
+            grid = (grid[0] * _attrs(node).get("alpha", 1.0), grid[1])
         self._take(node)
         out = node.output[0]
         users = self.g.consumers(out)
@@ -377,7 +413,7 @@ class _Matcher:
             bias = bias + _broadcast_bias(users[0], self.g.const(_other(users[0], out)), len(bias))
             self._take(users[0])
             out = users[0].output[0]
-        return node, weight, bias, out
+        return node, weight, bias, out, grid
 
     def _gemm(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
         attrs = _attrs(node)
@@ -476,6 +512,20 @@ class _Matcher:
         if not _same(reset_threshold, threshold):
             raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} uses threshold "
                                         f"{reset_threshold:g}, the output spike {threshold:g}")
+
+
+def _integer_weights(weight: np.ndarray, bias: np.ndarray, threshold: float, grid: tuple[object, str],
+                     name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Divide weight, bias and threshold by the weight quantizer's scale: the weights become its integers."""
+    scale, quantizer = grid
+    if scale is PER_CHANNEL:
+        raise UnsupportedModelError(f"layer {name!r}: the weights from {quantizer} have per-channel scales, which "
+                                    f"cannot be folded into the layer's one threshold (per-neuron thresholds are "
+                                    f"not supported yet)")
+    integers = np.round(weight / scale)
+    if not np.allclose(weight / scale, integers, rtol=0, atol=1e-3):  # off the grid after a Cast: a float model
+        return weight, bias, threshold
+    return integers, bias / scale, threshold / scale
 
 
 def _same(a: float, b: float) -> bool:
