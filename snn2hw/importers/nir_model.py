@@ -74,6 +74,14 @@ def _read(path: Path) -> nir.NIRGraph:
     return graph
 
 
+def _floats(values, what: str) -> np.ndarray:
+    """``values`` as a float64 array; a parameter that is no numeric array is a malformed file."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(f"{what} is not a numeric array: {one_line(exc)} (malformed NIR file)") from None
+
+
 def _kind(node) -> str:
     return type(node).__name__
 
@@ -164,10 +172,11 @@ def _check_kinds(graph: nir.NIRGraph, chain: list[str]) -> None:
 
 
 def _check_input(graph: nir.NIRGraph, chain: list[str]) -> None:
-    shape = np.asarray((graph.nodes[chain[0]].input_type or {}).get("input", []), dtype=np.int64).ravel()
-    n_in = np.asarray(graph.nodes[chain[1]].weight).shape[-1]
-    if shape.size and int(np.prod(shape)) != n_in:
-        raise UnsupportedModelError(f"{_describe(graph, chain[0])} has shape {shape.tolist()}, but "
+    shape = _floats((graph.nodes[chain[0]].input_type or {}).get("input", []),
+                    f"the shape of {_describe(graph, chain[0])}").ravel()
+    n_in = _floats(graph.nodes[chain[1]].weight, f"the weight of {_describe(graph, chain[1])}").shape[-1]
+    if shape.size and np.prod(shape) != n_in:
+        raise UnsupportedModelError(f"{_describe(graph, chain[0])} has shape {'x'.join(f'{v:g}' for v in shape)}, but "
                                     f"{_describe(graph, chain[1])} takes {n_in} inputs")
 
 
@@ -195,13 +204,13 @@ def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, 
 
 def _dense(graph: nir.NIRGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
     node = graph.nodes[name]
-    weight = np.asarray(node.weight, dtype=np.float64)
+    weight = _floats(node.weight, f"the weight of {_describe(graph, name)}")
     if weight.ndim != 2 or 0 in weight.shape:
         raise UnsupportedModelError(f"{_describe(graph, name)}: weight has shape {list(weight.shape)}, expected a "
                                     f"non-empty [outputs, inputs] matrix")
     if isinstance(node, nir.Linear):
         return weight, np.zeros(weight.shape[0])
-    bias = np.asarray(node.bias, dtype=np.float64)
+    bias = _floats(node.bias, f"the bias of {_describe(graph, name)}")
     if bias.size != weight.shape[0]:
         raise UnsupportedModelError(f"{_describe(graph, name)}: bias has shape {list(bias.shape)} for "
                                     f"{weight.shape[0]} outputs")
@@ -221,7 +230,7 @@ class _Params:
         return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
     def array(self, field: str) -> np.ndarray:
-        values = np.asarray(getattr(self.node, field), dtype=np.float64).reshape(-1)
+        values = _floats(getattr(self.node, field), f"{field} of {self.describe}").reshape(-1)
         if values.size not in (1, self.n):
             raise UnsupportedModelError(f"{self.describe}: {field} has {values.size} values for the {self.n} "
                                         f"outputs of the layer before it")
