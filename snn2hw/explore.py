@@ -1,11 +1,13 @@
 """``snn2hw explore``: compile and build one model over a grid of lanes x weight bits, and find the Pareto front.
 
-Each point (lanes, weight bits) is compiled, and built unless ``build=False``, in a worker process. A
-point's result is cached in ``CACHE_DIR/KEY/`` (``point.json`` and the design directory), KEY being the
-SHA-256 of the model file (and its ``.data`` siblings), the board description, the point's options and the
-snn2hw version, so a rerun only does the points it has not seen. A point the compiler refuses (too big for
-the board, weights that do not fit the weight bits) is listed with its error; a model that cannot be read
-at all is fatal.
+Each point (lanes, weight bits) is compiled, and built unless ``build=False``, in a worker process. Lanes
+are an integer (every layer that many, capped at its width) or ``"auto"`` (each layer's lanes chosen by the
+compiler from the board, as ``snn2hw compile --lanes auto``); every point that compiles records the lanes
+each layer got (``layer_lanes``). A point's result is cached in ``CACHE_DIR/KEY/`` (``point.json`` and the
+design directory), KEY being the SHA-256 of the model file (and its ``.data`` siblings), the board
+description, the point's options and the snn2hw version, so a rerun only does the points it has not seen. A
+point the compiler refuses (too big for the board, weights that do not fit the weight bits) is listed with
+its error; a model that cannot be read at all is fatal.
 
 The front is over (logic cells, cycles per inference) for built points, over (block RAMs, cycles per
 inference) for compiler estimates (which have no logic count).
@@ -31,12 +33,13 @@ from .backends.report_text import fmt
 from .errors import ModelFormatError, Snn2hwError, ToolError
 
 __all__ = ["ExploreConfig", "Point", "explore", "evaluate_point", "point_key", "pareto_front", "explore_rows",
-           "EXPLORE_FILE", "PLOT_FILE", "POINT_FILE"]
+           "AUTO", "EXPLORE_FILE", "PLOT_FILE", "POINT_FILE"]
 
 EXPLORE_FILE = "explore.json"
 PLOT_FILE = "explore.svg"
 POINT_FILE = "point.json"
 DESIGN_DIR = "design"
+AUTO = "auto"  # lanes chosen per layer by the compiler
 # Errors about the model itself, not one point: the same for every point, so explore stops on them.
 FATAL_ERRORS = ("ModelFormatError", "UnsupportedModelError")
 
@@ -48,7 +51,7 @@ class ExploreConfig:
     model: str
     outdir: str
     board: str = "ice40"
-    lanes: tuple[int, ...] = (1, 2, 4, 8)
+    lanes: tuple[int | str, ...] = (AUTO, 1, 2, 4, 8)
     weight_bits: tuple[int | None, ...] = (None,)
     timesteps: int = 25
     state_bits: int = 16
@@ -63,8 +66,9 @@ class ExploreConfig:
     def validate(self) -> None:
         if self.jobs < 1:
             raise Snn2hwError(f"--jobs must be >= 1, got {self.jobs}")
-        if not self.lanes or min(self.lanes) < 1:
-            raise Snn2hwError(f"--lanes must be a list of integers >= 1, got {list(self.lanes)}")
+        if not self.lanes or not all(lanes == AUTO or (isinstance(lanes, int) and lanes >= 1)
+                                     for lanes in self.lanes):
+            raise Snn2hwError(f"--lanes must be a list of 'auto' and integers >= 1, got {list(self.lanes)}")
         if any(bits is not None and bits < 2 for bits in self.weight_bits):
             raise Snn2hwError(f"--weight-bits must be integers >= 2, got {list(self.weight_bits)}")
 
@@ -75,7 +79,7 @@ class Point:
 
     model: str
     board: str
-    lanes: int
+    lanes: int | str
     weight_bits: int | None
     timesteps: int
     state_bits: int
@@ -102,8 +106,10 @@ def point_key(model_digest: str, board_text: str, options: dict) -> str:
 
 
 def _summary(report: dict) -> dict:
-    """A point's figures from its report.json: every resource's use, Fmax, cycles and us per inference."""
+    """A point's figures from its report.json: every resource's use, Fmax, cycles and us per inference, and
+    the lanes each layer got."""
     row = {name: use.get("used") for name, use in report["resources"].items() if name != "memory_bits"}
+    row["layer_lanes"] = [layer["lanes"] for layer in report["layers"]]
     latency = report["latency"]
     row.update(fmax_mhz=report.get("fmax_mhz"), cycles_per_inference=latency["cycles_per_inference"],
                us_per_inference=latency.get("us_per_inference"), resources_source=report["resources_source"])
@@ -162,8 +168,9 @@ def _points(config: ExploreConfig) -> list[Point]:
     digest = _model_digest(Path(config.model))
     board_text = (BOARDS_DIR / f"{board.name}.toml").read_text()
     points = []
-    for lanes, bits in itertools.product(sorted(set(config.lanes)), sorted(set(config.weight_bits),
-                                                                           key=lambda b: (b is not None, b))):
+    lanes_order = sorted(set(config.lanes), key=lambda lanes: (lanes != AUTO, 0 if lanes == AUTO else lanes))
+    bits_order = sorted(set(config.weight_bits), key=lambda bits: (bits is not None, bits or 0))
+    for lanes, bits in itertools.product(lanes_order, bits_order):
         options = {"lanes": lanes, "weight_bits": bits, "timesteps": config.timesteps,
                    "state_bits": config.state_bits, "build": config.build}
         key = point_key(digest, board_text, options)
@@ -181,6 +188,10 @@ def _cached_row(point: Point) -> dict | None:
     return row if row.get("key") == point.key else None
 
 
+def _point_name(point: Point) -> str:
+    return f"lanes {point.lanes}, weight bits {point.weight_bits or 'model'}"
+
+
 def _evaluate_all(points: list[Point], jobs: int, advance: Callable[[str], None]) -> list[dict]:
     """Rows in the order of ``points``: cached ones read back, the others computed in ``jobs`` workers."""
     rows: list[dict | None] = [None] * len(points)
@@ -190,7 +201,7 @@ def _evaluate_all(points: list[Point], jobs: int, advance: Callable[[str], None]
         if rows[index] is None:
             todo.append(index)
         else:
-            advance(f"lanes {point.lanes}, weight bits {point.weight_bits or 'model'}: cached")
+            advance(f"{_point_name(point)}: cached")
     if todo:
         # spawn: workers start clean (no copy of the parent's threads, e.g. the progress display)
         context = multiprocessing.get_context("spawn")
@@ -200,8 +211,7 @@ def _evaluate_all(points: list[Point], jobs: int, advance: Callable[[str], None]
                 index = futures[future]
                 rows[index] = future.result()
                 rows[index]["cached"] = False
-                advance(f"lanes {points[index].lanes}, weight bits {points[index].weight_bits or 'model'}: "
-                        f"{rows[index]['status']}")
+                advance(f"{_point_name(points[index])}: {rows[index]['status']}")
                 if rows[index].get("error_type") in FATAL_ERRORS:
                     for other in futures:
                         other.cancel()
@@ -240,6 +250,14 @@ def explore(config: ExploreConfig, progress: Callable[[str, int], None] = lambda
     return result
 
 
+def _lanes_label(row: dict) -> str | int:
+    """A point's lanes for the table: ``auto (16, 4)`` shows the lanes the compiler gave each layer."""
+    if row["lanes"] != AUTO:
+        return row["lanes"]
+    chosen = row.get("layer_lanes")
+    return f"{AUTO} ({', '.join(map(str, chosen))})" if chosen else AUTO
+
+
 def explore_rows(result: dict) -> list[tuple]:
     """The explore result as table rows (the first is the header): one per point."""
     resources = [name for name in ("LC", "LUT", "EBR", "SPRAM")
@@ -247,7 +265,8 @@ def explore_rows(result: dict) -> list[tuple]:
     rows = [("lanes", "weight bits", *resources, "Fmax MHz", "cycles", "us", "Pareto", "status")]
     for row in result["points"]:
         status = "ok" if row["status"] == "ok" else f"error: {row['error']}"
-        rows.append((row["lanes"], row["weight_bits"] or "model", *(fmt(row.get(name)) for name in resources),
+        rows.append((_lanes_label(row), row["weight_bits"] or "model",
+                     *(fmt(row.get(name)) for name in resources),
                      fmt(row.get("fmax_mhz")), fmt(row.get("cycles_per_inference")),
                      fmt(row.get("us_per_inference")), "*" if row.get("pareto") else "",
                      status + (" (cached)" if row.get("cached") else "")))

@@ -1,14 +1,18 @@
-"""snn2hw explore: Pareto front, cache keys, refused points listed, one real build served from the cache."""
+"""snn2hw explore: Pareto front, cache keys, refused points listed, lanes chosen by the compiler (auto), one
+real build served from the cache."""
 
 import json
 import time
 
 import pytest
 
+from cli_helpers import run_cli
 from model_factory import make_sequential, save_state_dict
+from snn2hw.cli import build_parser
 from snn2hw.errors import ModelFormatError, Snn2hwError
-from snn2hw.explore import (EXPLORE_FILE, PLOT_FILE, ExploreConfig, explore, explore_rows, pareto_front,
+from snn2hw.explore import (AUTO, EXPLORE_FILE, PLOT_FILE, ExploreConfig, explore, explore_rows, pareto_front,
                             point_key)
+from snn2hw.pipeline import CompileConfig, compile_model
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +50,36 @@ def test_estimate_only_run_lists_refused_points(model, tmp_path):
     assert json.loads((tmp_path / "ex" / EXPLORE_FILE).read_text())["points"] == result["points"]
     assert (tmp_path / "ex" / PLOT_FILE).read_text().startswith("<svg")
     assert len(explore_rows(result)) == 7
+
+
+def test_auto_lanes_point_records_the_lanes_compile_chooses(tmp_path):
+    """A network wide enough that the compiler's choice is not every layer at full width on the UP5K."""
+    model = save_state_dict(make_sequential([64, 128, 10], betas=0.5, thresholds=8.0, seed=3), tmp_path / "w.pt")
+    config = ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), lanes=(4, AUTO, 1), timesteps=8,
+                           build=False, jobs=2)
+    result = explore(config)
+    assert [point["lanes"] for point in result["points"]] == [AUTO, 1, 4]
+    auto, one, four = result["points"]
+    assert one["layer_lanes"] == [1, 1] and four["layer_lanes"] == [4, 4]
+    compiled = compile_model(CompileConfig(model=str(model), outdir=str(tmp_path / "c"), timesteps=8))
+    assert compiled.report["latency"]["cycles_per_inference"] == auto["cycles_per_inference"]
+    assert auto["layer_lanes"] == [mapping.lanes for mapping in compiled.mappings] != [1, 1]
+    assert auto["cycles_per_inference"] < four["cycles_per_inference"]
+    label = f"auto ({', '.join(map(str, auto['layer_lanes']))})"
+    assert [row[0] for row in explore_rows(result)] == ["lanes", label, 1, 4]
+    assert "auto/W" in (tmp_path / "ex" / PLOT_FILE).read_text()
+    rerun = explore(config)
+    assert all(point["cached"] for point in rerun["points"]) and rerun["points"][0]["layer_lanes"] == auto["layer_lanes"]
+
+
+def test_lanes_from_the_command_line_take_auto(model, tmp_path):
+    args = ["explore", model, "--no-build", "-o", tmp_path / "ex", "--timesteps", 6, "-j", 1, "--json"]
+    data = json.loads(run_cli(*args, "--lanes", "2,auto", check=0).stdout)
+    assert [(point["lanes"], point["status"]) for point in data["points"]] == [(AUTO, "ok"), (2, "ok")]
+    assert build_parser().parse_args(["explore", str(model)]).lanes == [AUTO, 1, 2, 4, 8]
+    assert "integers or 'auto'" in run_cli(*args, "--lanes", "auto,fast", check=2).stderr
+    with pytest.raises(Snn2hwError, match="--lanes"):
+        explore(ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), lanes=("fast",), build=False))
 
 
 def test_unreadable_model_and_bad_options_are_fatal(tmp_path):

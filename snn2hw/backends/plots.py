@@ -126,8 +126,8 @@ _AXIS_LABELS = {"LC": "logic cells (LC)", "LUT": "LUTs", "EBR": "block RAMs (EBR
 
 
 def design_space(explore: dict) -> Figure:
-    """The points of an explore result (explore.json) on its two objectives, labelled lanes/weight bits,
-    with the Pareto front as a red staircase."""
+    """The points of an explore result (explore.json) on its two objectives, labelled lanes/weight bits
+    (``L4/W8``; ``auto/W8`` for lanes chosen per layer), with the Pareto front as a red staircase."""
     x_key, y_key = explore["objectives"]
     placed = [point for point in explore["points"]
               if point.get(x_key) is not None and point.get(y_key) is not None]
@@ -142,7 +142,8 @@ def design_space(explore: dict) -> Figure:
     labels: dict[tuple, list[str]] = {}  # points at the same place share one label
     for point in placed:
         bits = point.get("weight_bits")
-        labels.setdefault((point[x_key], point[y_key]), []).append(f"L{point['lanes']}/W{bits or 'model'}")
+        lanes = "auto" if point["lanes"] == "auto" else f"L{point['lanes']}"
+        labels.setdefault((point[x_key], point[y_key]), []).append(f"{lanes}/W{bits or 'model'}")
     for position, names in labels.items():
         axes.annotate(", ".join(names), position, textcoords="offset points", xytext=(4, 4), fontsize=7)
     axes.set_xlabel(_AXIS_LABELS.get(x_key, x_key))
