@@ -1,0 +1,103 @@
+"""The Verilator simulation program on a stand-in accelerator whose behaviour is known exactly: batches
+spanning several harness runs, cycle counts, the timeout boundary, malformed output and a stalled weight
+image load, each reported for the right sample."""
+
+import numpy as np
+import pytest
+from amaranth import Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from snn2hw.hw.accelerator import TOP_NAME
+from snn2hw.hw.events import event_stream
+from snn2hw.hw.weight_memory import load_stream
+from snn2hw.verify.beats import encode_batch
+from snn2hw.verify.harness import HarnessCapacity
+from snn2hw.verify.verilator import RtlSimulator
+
+N_IN, N_OUT, STEPS = 4, 3, 4
+STALL_WORD = 0xDEAD
+SMALL = HarnessCapacity(in_beats=64, out_beats=64, samples=4, image_words=4)   # 4 samples per run at most
+
+
+class EchoAccelerator(wiring.Component):
+    """Echoes every input beat as an output beat in the same cycle (input index 3 is out of range for 3
+    outputs: malformed output); ``done`` one cycle after the last beat, never if the sample had a spike of
+    input 2. ``loaded`` rises with the first weight word taken; the word STALL_WORD is never taken."""
+
+    def __init__(self):
+        super().__init__({"start": In(1), "done": Out(1), "i_spikes": In(event_stream(N_IN)),
+                          "o_spikes": Out(event_stream(N_OUT)), "w_load": In(load_stream()), "loaded": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        hang, ending = Signal(), Signal()
+        beat = self.i_spikes.payload
+        m.d.comb += [self.i_spikes.ready.eq(1), self.o_spikes.valid.eq(self.i_spikes.valid),
+                     self.o_spikes.payload.as_value().eq(beat.as_value()),
+                     self.w_load.ready.eq(self.w_load.payload != STALL_WORD), self.done.eq(ending & ~hang)]
+        m.d.sync += ending.eq(0)
+        with m.If(self.w_load.valid & self.w_load.ready):
+            m.d.sync += self.loaded.eq(1)
+        with m.If(self.start):
+            m.d.sync += hang.eq(0)
+        with m.Elif(self.i_spikes.valid):
+            with m.If(~beat.eot & (beat.index == 2)):
+                m.d.sync += hang.eq(1)
+            with m.If(beat.eot & beat.last):
+                m.d.sync += ending.eq(1)
+        return m
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("echo")
+    path = tmp / "echo.v"
+    path.write_text(verilog.convert(EchoAccelerator(), name=TOP_NAME, emit_src=False))
+    return lambda image=(1,): RtlSimulator(path, N_IN, N_OUT, tmp / ".sim", capacity=SMALL, image=list(image))
+
+
+def _spikes(samples=11):
+    """Spikes on inputs 0 and 1 only (the echo's well-behaved inputs)."""
+    spikes = (np.random.default_rng(5).random((samples, STEPS, N_IN)) < 0.5).astype(np.uint8)
+    spikes[:, :, 2:] = 0
+    return spikes
+
+
+def test_a_batch_over_several_runs_gives_every_sample_and_its_cycles(echo):
+    spikes = _spikes()
+    results, error = echo().run(spikes, N_OUT, max_cycles=40)
+    assert error == "" and len(results) == len(spikes)
+    assert np.array_equal(np.stack([r.raster for r in results]), spikes[:, :, :N_OUT])
+    # beat k is taken at cycle k, done rises one cycle after the last: cycles = beats + 1
+    assert [r.cycles for r in results] == (encode_batch(spikes)[1] + 1).tolist()
+
+
+def test_done_at_max_cycles_passes_one_cycle_later_times_out(echo):
+    spikes = _spikes(1)
+    cycles = int(encode_batch(spikes)[1][0]) + 1
+    results, error = echo().run(spikes, N_OUT, max_cycles=cycles)
+    assert error == "" and results[0].cycles == cycles
+    results, error = echo().run(spikes, N_OUT, max_cycles=cycles - 1)
+    assert results == [] and error == f"sample 0: done did not rise within {cycles - 1} cycles"
+
+
+def test_a_hanging_sample_is_named_and_the_samples_before_it_kept(echo):
+    spikes = _spikes()
+    spikes[6, 1, 2] = 1
+    results, error = echo().run(spikes, N_OUT, max_cycles=40)
+    assert error == "sample 6: done did not rise within 40 cycles"
+    assert np.array_equal(np.stack([r.raster for r in results]), spikes[:6, :, :N_OUT])
+
+
+def test_malformed_output_is_named_with_its_sample(echo):
+    spikes = _spikes()
+    spikes[5, 2, 3] = 1
+    results, error = echo().run(spikes, N_OUT, max_cycles=40)
+    assert error == "sample 5: output spike index 3 >= 3 at timestep 2" and len(results) == 5
+
+
+def test_a_stalled_weight_image_load_times_out(echo):
+    results, error = echo(image=[STALL_WORD]).run(_spikes(2), N_OUT, max_cycles=40)
+    assert results == [] and error.startswith("sample 0: the SPRAM weight image load stalled")
