@@ -38,18 +38,34 @@ def _host(input_raster: np.ndarray) -> _Process:
             cycle = (yield ("send", cycle)) + 1
 
 
-def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.ndarray) -> _Process:
-    groups, lanes = mapping.groups, mapping.lanes
+def _core(mapping: LayerMapping, input_raster: np.ndarray) -> _Process:
+    """The integrating and firing part of a layer core: receives events, hands each timestep's spikes over
+    to its emitter."""
+    groups = mapping.groups
     cycle = groups + 1
-    for in_step, out_step in zip(input_raster, output_raster):
+    for in_step in input_raster:
         for _ in range(int(in_step.sum())):
             cycle = (yield ("recv", cycle)) + groups
-        cycle = (yield ("recv", cycle)) + 3                  # read, stages A and B of group 0
+        cycle = (yield ("recv", cycle)) + 4 + groups         # read, stages A and B, one cycle per group
+        cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over
+
+
+def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
+    """The emitting part of a layer core: per handed-over timestep, scans the groups' spike masks (one
+    cycle per group without spikes) and sends one beat per spike, then the end-of-timestep beat."""
+    groups, lanes = mapping.groups, mapping.lanes
+    ready = 0
+    for out_step in output_raster:
+        cycle = (yield ("recv", ready)) + 2                   # group 0's mask is read the cycle after
         for g in range(groups):
-            cycle += 1                                        # group g's update cycle
-            for _ in range(int(out_step[g * lanes:(g + 1) * lanes].sum())):
-                cycle = yield ("send", cycle + 1)
-        cycle = (yield ("send", cycle + 1)) + 1
+            count = int(out_step[g * lanes:(g + 1) * lanes].sum())
+            if count == 0:
+                cycle += 1
+                continue
+            cycle += 1                                        # the mask is loaded; beats from the next cycle
+            for _ in range(count):
+                cycle = (yield ("send", cycle)) + 1
+        ready = (yield ("send", cycle)) + 1
 
 
 def _sink() -> _Process:
@@ -61,7 +77,8 @@ def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarra
     """Cycles from ``start`` to ``done`` for one sample; ``rasters`` = [input, layer 1 spikes, ...],
     each [T, n]."""
     processes = [_host(rasters[0])]
-    processes += [_core(mapping, rasters[i], rasters[i + 1]) for i, mapping in enumerate(mappings)]
+    for index, mapping in enumerate(mappings):
+        processes += [_core(mapping, rasters[index]), _emitter(mapping, rasters[index + 1])]
     processes.append(_sink())
     pending = [next(process) for process in processes]
     last_transfer = 0

@@ -9,16 +9,20 @@ during integration that plus the current summed so far, so no separate accumulat
   taken in the last of them, so back-to-back spikes cost ``groups`` cycles each (one more after idling);
 * an end-of-timestep costs a read cycle and two cycles to fill the fire pipeline, then per group one cycle
   (``u = m + b``, ``v = clamp(u)``, ``s = v > threshold``, ``m = floor(beta_q v / 2^F) - s threshold``
-  or ``floor(beta_q (1 - s) v / 2^F)``, in three pipeline stages that overlap consecutive groups)
-  followed by one cycle per spike emitted, then one cycle for the end-of-timestep beat;
-* ``clear`` (from any state) zeroes the membranes in ``groups`` cycles.
+  or ``floor(beta_q (1 - s) v / 2^F)``, in three pipeline stages that overlap consecutive groups), which
+  also writes the group's spike mask into one half of a double-buffered spike buffer; then one cycle to
+  hand the buffer to the emitter, as soon as it has finished the previous timestep's;
+* the emitter, working alongside integration of the next timestep, reads the handed-over masks group
+  by group (one cycle per group without spikes), sends one beat per spike (lowest neuron first) and then
+  the end-of-timestep beat;
+* ``clear`` (from any state) zeroes the membranes in ``groups`` cycles and empties the spike buffer.
 
 The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetInserter, Signal, signed
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,7 +72,12 @@ class DenseLIFLayer(wiring.Component):
         last_group = group == groups - 1
         row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the event being integrated
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
-        spikes = Signal(lanes)                                # spikes of the current group not yet emitted
+        # Spike masks, one word per group, in two halves: the fire pass writes one while the emitter reads
+        # the other. `full`: a half has been handed over and is not yet emitted.
+        m.submodules.spike_buffer = spike_buffer = memory.Memory(
+            shape=lanes, depth=2 << len(group), init=[])
+        mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
+        write_half, full, emit_last = Signal(), Signal(), Signal()
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
@@ -92,11 +101,6 @@ class DenseLIFLayer(wiring.Component):
         fired = Signal(lanes)
         for k, (v, spike) in enumerate(b_regs):
             m.d.comb += [next_membrane[k].eq(self._leak_and_reset(v, spike)), fired[k].eq(spike)]
-
-        lane = Signal(range(max(lanes, 2)))                   # lowest set bit of `spikes`
-        for k in reversed(range(lanes)):
-            with m.If(spikes[k]):
-                m.d.comb += lane.eq(k)
 
         payload = self.i_events.payload
         read_ports = [mem_rd] + ([bias_rd] if mp.has_bias else [])
@@ -154,29 +158,17 @@ class DenseLIFLayer(wiring.Component):
                 m.next = "FIRE"
             with m.State("FIRE"):
                 # stage C of `group`, B of `group + 1`, A of `group + 2`; the words of `group + 3` are read.
-                # Everything holds while `group`'s spikes are emitted.
-                m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane)]
+                m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
+                             mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1), mask_wr.data.eq(fired)]
                 for port in read_ports:
                     m.d.comb += port.addr.eq(group + 3)
                 m.d.sync += advance
-                m.d.sync += spikes.eq(fired)
-                with m.If(fired != 0):
-                    m.next = "EMIT"
-                with m.Else():
-                    next_group_or_end()
-            with m.State("EMIT"):
-                for port in read_ports:
-                    m.d.comb += port.en.eq(0)
-                m.d.comb += [self.o_events.valid.eq(1), self.o_events.payload.index.eq(group * lanes + lane)]
-                with m.If(self.o_events.ready):
-                    m.d.sync += spikes.eq(spikes & ~(1 << lane))
-                    with m.If((spikes & ~(1 << lane)) == 0):
-                        next_group_or_end()
+                next_group_or_end()
             with m.State("END_STEP"):
-                m.d.comb += [self.o_events.valid.eq(1), self.o_events.payload.eot.eq(1),
-                             self.o_events.payload.last.eq(last_step)]
-                with m.If(self.o_events.ready):
+                with m.If(~full):                             # hand the written half to the emitter
+                    m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
                     m.next = "WAIT"
+        self._emitter(m, mask_rd, full, emit_last, len(group))
         # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
         outer = Module()
@@ -185,6 +177,54 @@ class DenseLIFLayer(wiring.Component):
         wiring.connect(outer, wiring.flipped(self.w_load), weights.load)
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
+
+    def _emitter(self, m: Module, mask_rd, full: Signal, emit_last: Signal, group_bits: int) -> None:
+        """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it), then the
+        end-of-timestep beat (``last`` = ``emit_last``); clear ``full`` when that beat is taken."""
+        lanes, groups = self.mapping.lanes, self.mapping.groups
+        group, half = Signal(group_bits), Signal()
+        bits = Signal(lanes)                                  # the current group's spikes not yet sent
+        lane = Signal(range(max(lanes, 2)))                   # the lowest of them
+        for k in reversed(range(lanes)):
+            with m.If(bits[k]):
+                m.d.comb += lane.eq(k)
+        remaining = bits & ~(1 << lane)
+        out = self.o_events
+
+        following = Signal(group_bits)
+        m.d.comb += following.eq(group + 1)
+
+        def next_group():
+            with m.If(group == groups - 1):
+                m.next = "END"
+            with m.Else():
+                m.d.comb += mask_rd.addr.eq(Cat(following, half))
+                m.d.sync += group.eq(following)
+                m.next = "SCAN"
+
+        with m.FSM(name="emitter"):
+            with m.State("IDLE"):
+                with m.If(full):
+                    m.d.comb += mask_rd.addr.eq(Cat(Const(0, group_bits), half))
+                    m.d.sync += group.eq(0)
+                    m.next = "SCAN"
+            with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
+                with m.If(mask_rd.data == 0):
+                    next_group()
+                with m.Else():
+                    m.d.sync += bits.eq(mask_rd.data)
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [out.valid.eq(1), out.payload.index.eq(group * lanes + lane)]
+                with m.If(out.ready):
+                    m.d.sync += bits.eq(remaining)
+                    with m.If(remaining == 0):
+                        next_group()
+            with m.State("END"):
+                m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
+                with m.If(out.ready):
+                    m.d.sync += [full.eq(0), half.eq(~half)]
+                    m.next = "IDLE"
 
     def _saturate_and_fire(self, u, v, spike) -> list:
         """``v = clamp(u)`` and ``spike = v > threshold`` (as ``u > threshold``: equivalent whenever the
