@@ -25,3 +25,11 @@ def test_build_results_replace_the_estimate_and_give_microseconds():
     assert merged["resources_source"] == "nextpnr" and merged["latency"]["us_per_inference"] == 50.0
     assert merged["timings_s"] == {"compile": 0.5, "synth": 1.0, "build": 3.0}
     assert REPORT["latency"]["us_per_inference"] is None      # the input report is not modified
+
+
+def test_float_model_fidelity_is_a_summary_row():
+    fidelity = {"samples": 360, "timesteps": 16, "stimulus": "test.npy", "reference": "snntorch 1.0.0",
+                "spike_agreement": 0.972, "class_agreement": 1.0, "saturated": 0.0}
+    text = render_text({**REPORT, "quantization": {"exact": False, "fidelity": fidelity}})
+    assert "float-model agreement  97.20 % of output spikes, 100.00 % of classes (360 samples of test.npy)" in text
+    assert "float-model agreement" not in render_text(REPORT)

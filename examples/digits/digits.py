@@ -6,6 +6,7 @@ the iCEBreaker and measures test accuracy in the float model, the golden model a
     python examples/digits/digits.py train             # retrain: rewrites model.onnx and float_model.pt
     python examples/digits/digits.py all out/digits    # compile, verify, build, evaluate the shipped model
     python examples/digits/digits.py evaluate out/digits
+    python examples/digits/digits.py test-spikes out/test_spikes.npy   # for compile --fidelity-input
 
 Training runs in two phases: the float network (snn.Leaky, threshold 1, surrogate gradient, cross-entropy on
 output spike counts), then quantization-aware fine-tuning in the integer domain: each layer's weights are
@@ -61,6 +62,12 @@ def rate_code(pixels: np.ndarray, timesteps: int = TIMESTEPS, seed: int = SEED) 
     rng = np.random.default_rng(seed)
     pixels = np.asarray(pixels)
     return (rng.random((len(pixels), timesteps, pixels.shape[1])) < pixels[:, None, :]).astype(np.uint8)
+
+
+def test_spikes(seed: int = SEED) -> np.ndarray:
+    """The test split's rate code, uint8 [360, TIMESTEPS, 64]: the spikes every accuracy here is measured on."""
+    _, x_test, _, _ = load_digits_split(seed)
+    return rate_code(x_test, TIMESTEPS, seed)
 
 
 def predict(output_spikes: np.ndarray) -> np.ndarray:
@@ -238,8 +245,8 @@ class Evaluation:
 
 def evaluate(outdir: Path, rtl_samples: int = 64, float_model: Path = FLOAT_MODEL, seed: int = SEED) -> Evaluation:
     """Accuracy of the float model, of the golden model on the compiled network and of the RTL on a subset."""
-    _, x_test, _, y_test = load_digits_split(seed)
-    spikes = rate_code(x_test, TIMESTEPS, seed)
+    y_test = load_digits_split(seed)[3]
+    spikes = test_spikes(seed)
     design = CompiledDesign.load(outdir)
     golden_out = golden.run(design.network, spikes).output
     rtl = simulate_design(design, spikes[:rtl_samples], engine="rtl")
@@ -269,6 +276,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     train_ = commands.add_parser("train", help=f"train; write {MODEL.name} and {FLOAT_MODEL.name}")
     train_.add_argument("--epochs", type=int, default=30, help="float training epochs (default: %(default)s)")
     train_.add_argument("--qat-epochs", type=int, default=20, help="4-bit fine-tuning epochs (default: %(default)s)")
+    spikes = commands.add_parser("test-spikes", help="write the test split's input spikes [360, T, 64] as .npy "
+                                 "(e.g. for snn2hw compile --fidelity-input)")
+    spikes.add_argument("output", type=Path)
     for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
                        ("all", f"compile {MODEL.name} for ice40 into OUTDIR, verify, build, evaluate")):
         command = commands.add_parser(name, help=text)
@@ -285,6 +295,10 @@ def main(argv=None) -> int:
         print(f"float model accuracy: {100 * result.float_accuracy:.1f} %, 4-bit integer model: "
               f"{100 * result.integer_accuracy:.1f} % (test split); trained in {result.seconds:.1f} s; "
               f"wrote {MODEL} and {FLOAT_MODEL}")
+        return 0
+    if args.command == "test-spikes":
+        np.save(args.output, test_spikes())
+        print(f"wrote {args.output}: the test split's rate code, {TIMESTEPS} timesteps")
         return 0
     if args.command == "all":
         compile_verify_build(args.outdir)

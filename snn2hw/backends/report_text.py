@@ -35,6 +35,11 @@ def report_rows(report: dict) -> dict[str, list[tuple]]:
                ("cycles per timestep", fmt(latency.get("cycles_per_timestep"))),
                ("cycles per inference", f"{fmt(latency.get('cycles_per_inference'))} ({latency.get('source')})"),
                ("us per inference", fmt(latency.get("us_per_inference")))]
+    fidelity = report.get("quantization", {}).get("fidelity")
+    if fidelity:
+        summary.append(("float-model agreement", f"{100 * fidelity['spike_agreement']:.2f} % of output spikes, "
+                        f"{100 * fidelity['class_agreement']:.2f} % of classes ({fidelity['samples']} samples of "
+                        f"{fidelity['stimulus']})"))
     resources = [("resource", "used", "available", "use")] + _resource_rows(report)
     layers = [("layer", "neurons", "fan-in", "weight bits", "lanes", "memory", "reset", "threshold")]
     layers += [(layer["name"], fmt(layer["neurons"]), fmt(layer["fan_in"]), fmt(layer["weight_bits"]),

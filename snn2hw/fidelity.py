@@ -1,0 +1,139 @@
+"""Fidelity of a compiled integer network to the float model it came from, as snnTorch computes it.
+
+**Reference.** The source network run in snnTorch when it is installed: per layer an ``nn.Linear`` holding
+the imported float W and b and an ``snn.Leaky(beta, threshold, reset_mechanism)`` with snnTorch's default
+``reset_delay=True`` (what the importers assume), float32 on the CPU, membranes zero at the start of every
+sample. Without snnTorch, :func:`snn2hw.golden.run_float` (the same equations in numpy float64).
+
+**Figures.** On the same 0/1 input spikes [B, T, n_in]:
+
+* ``spike_agreement``: the fraction of output spike entries [B, T, n_out] that are equal;
+* ``class_agreement``: the fraction of samples with the same predicted class, the class being the output
+  neuron with the most spikes over all timesteps, ties going to the lowest index (so a silent output
+  predicts class 0);
+* ``saturated``: the fraction of the integer network's membrane values (every layer, sample, timestep)
+  at a bound of the B-bit membrane, where the integer network departs from the unbounded float one.
+
+**Stimuli.** The user's spikes, or :func:`random_stimuli`: 256 rate-coded samples, seed 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import golden
+from .errors import Snn2hwError
+from .ir import Network, SourceNetwork
+
+__all__ = ["Fidelity", "measure", "random_stimuli", "load_stimuli", "predicted_class", "float_reference",
+           "snntorch_runner", "random_stimuli_description", "RANDOM_SAMPLES", "RANDOM_SEED"]
+
+RANDOM_SAMPLES = 256
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Agreement of the integer network with the float reference on ``samples`` stimuli (module docstring)."""
+
+    samples: int
+    timesteps: int
+    stimulus: str
+    reference: str
+    spike_agreement: float
+    class_agreement: float
+    saturated: float
+
+    def to_json(self) -> dict:
+        return {"samples": self.samples, "timesteps": self.timesteps, "stimulus": self.stimulus,
+                "reference": self.reference, "spike_agreement": self.spike_agreement,
+                "class_agreement": self.class_agreement, "saturated": self.saturated}
+
+
+def random_stimuli(n_in: int, timesteps: int, samples: int = RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> np.ndarray:
+    """Rate-coded random stimuli, uint8 [samples, timesteps, n_in]: each sample gives each input an intensity
+    drawn uniformly from [0, 1), and the input spikes with that probability at every timestep."""
+    rng = np.random.default_rng(seed)
+    intensity = rng.random((samples, 1, n_in))
+    return (rng.random((samples, timesteps, n_in)) < intensity).astype(np.uint8)
+
+
+def random_stimuli_description(seed: int = RANDOM_SEED) -> str:
+    """How :func:`random_stimuli` with ``seed`` is named in reports."""
+    return f"random rate-coded stimuli (seed {seed})"
+
+
+def load_stimuli(path: str, n_in: int) -> np.ndarray:
+    """The 0/1 spikes in the ``.npy`` file ``path`` as uint8 [B, T, n_in] ([T, n_in] is one sample)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise Snn2hwError(f"fidelity input {path!r} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise Snn2hwError(f"fidelity input {path!r} is not a .npy array ({exc})") from None
+    try:
+        return golden.as_batch(array, n_in)
+    except Snn2hwError as exc:
+        raise Snn2hwError(f"fidelity input {path!r}: {exc}") from None
+
+
+def predicted_class(output: np.ndarray) -> np.ndarray:
+    """Per sample, the output neuron with the most spikes over [B, T, n_out]; ties go to the lowest index."""
+    return np.argmax(np.asarray(output).sum(axis=1), axis=1)
+
+
+def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
+    [B, T, n_out]. Works on any chain of layers with ``weight``, ``bias``, ``beta``, ``threshold`` and
+    ``reset``: the float source network or an integer network."""
+    import snntorch
+    import torch
+
+    layers = []
+    for layer in network.layers:
+        linear = torch.nn.Linear(layer.n_in, layer.n_out)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
+            linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
+        layers.append((linear, snntorch.Leaky(beta=float(layer.beta), threshold=float(layer.threshold),
+                                              reset_mechanism=layer.reset.value)))
+
+    def run(spikes: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(spikes)).float()
+        with torch.no_grad():
+            mems = [torch.zeros(x.shape[0], linear.out_features) for linear, _ in layers]
+            outputs = []
+            for t in range(x.shape[1]):
+                s = x[:, t]
+                for index, (linear, leaky) in enumerate(layers):
+                    s, mems[index] = leaky(linear(s), mems[index])
+                outputs.append(s)
+            return torch.stack(outputs, dim=1).numpy().astype(np.uint8)
+
+    return run
+
+
+def float_reference(source: SourceNetwork, inputs: np.ndarray) -> tuple[np.ndarray, str]:
+    """The float model's output spikes uint8 [B, T, n_out] on ``inputs`` and the name of what computed them."""
+    try:
+        import snntorch
+    except ImportError:
+        return golden.run_float(source, inputs).output, "numpy float64 (snnTorch not installed)"
+    return snntorch_runner(source)(inputs), f"snntorch {snntorch.__version__}"
+
+
+def measure(source: SourceNetwork, network: Network, inputs: np.ndarray, stimulus: str) -> Fidelity:
+    """Agreement of ``network`` (golden model) with ``source`` (float reference) on 0/1 ``inputs``;
+    ``stimulus`` says where the inputs came from."""
+    inputs = golden.as_batch(inputs, source.n_in)
+    reference, name = float_reference(source, inputs)
+    trace = golden.run(network, inputs)
+    membranes = np.concatenate([m.reshape(-1) for m in trace.membranes])
+    saturated = np.mean((membranes == network.state_min) | (membranes == network.state_max))
+    return Fidelity(samples=int(inputs.shape[0]), timesteps=int(inputs.shape[1]), stimulus=stimulus,
+                    reference=name, spike_agreement=float(np.mean(reference == trace.output)),
+                    class_agreement=float(np.mean(predicted_class(reference) == predicted_class(trace.output))),
+                    saturated=float(saturated))
