@@ -14,6 +14,8 @@ import numpy as np
 
 from . import __version__
 from .errors import Snn2hwError, VerificationError
+from .importers import DEFAULT_NIR_DT
+from .passes.quantize import DEFAULT_MEMBRANE_FRAC_BITS
 
 EXIT_USER_ERROR = 2
 EXIT_VERIFY_FAILED = 1
@@ -54,21 +56,19 @@ def _cmd_compile(args) -> int:
 
     config = CompileConfig(model=args.model, outdir=args.output, board=args.board, state_bits=args.state_bits,
                            timesteps=args.timesteps, lanes=args.lanes, weight_bits=args.weight_bits,
-                           frac_bits=args.frac_bits, force=args.force)
+                           beta_frac_bits=args.beta_frac_bits, frac_bits=args.frac_bits,
+                           fidelity_input=args.fidelity_input, nir_dt=args.nir_dt, reset=args.reset, force=args.force)
     with _display() as display:
         result = compile_model(config, progress=lambda step: display.step(f"compile: {step}"))
     network, quant, latency = result.network, result.quantization, result.report["latency"]
     shape = " -> ".join([str(network.n_in)] + [str(layer.n_out) for layer in network.layers])
     lines = [f"compiled {Path(args.model).name}: {shape} neurons, {len(network.layers)} LIF layers, "
-             f"state {network.state_bits} bits, beta {quant.frac_bits} fraction bits, board {config.board}"]
+             f"state {network.state_bits} bits, beta {quant.beta_frac_bits} fraction bits, board {config.board}"]
     if quant.exact:
         lines.append("integer model: compiled exactly as given (no rescaling)")
     lines += [f"note: {note}" for note in quant.notes]
     if result.fidelity is not None:
-        fid = result.fidelity
-        lines.append(f"agreement with the float model on {fid['samples']} random samples: "
-                     f"{100 * fid['spike_agreement']:.2f} % of output spikes, "
-                     f"{100 * fid['class_agreement']:.2f} % of predicted classes")
+        lines.append(_fidelity_line(result.fidelity))
     lines.append(f"latency (cycle model): {latency['cycles_per_inference']} cycles per inference of "
                  f"{latency['timesteps']} timesteps ({latency['stimulus']})")
     lines.append(f"wrote {result.outdir}/ in {result.timings['compile']:.2f} s")
@@ -77,6 +77,14 @@ def _cmd_compile(args) -> int:
                           "quantization": result.report["quantization"], "notes": list(quant.notes),
                           "latency": latency, "timings_s": result.timings})
     return 0
+
+
+def _fidelity_line(fidelity) -> str:
+    """One line of a compile's agreement with the float model (:class:`snn2hw.fidelity.Fidelity`)."""
+    saturated = f", {100 * fidelity.saturated:.2f} % of membrane values saturated" if fidelity.saturated else ""
+    return (f"fidelity against the float model ({fidelity.reference}) on {fidelity.samples} x {fidelity.timesteps} "
+            f"timesteps of {fidelity.stimulus}: {100 * fidelity.spike_agreement:.2f} % of output spikes, "
+            f"{100 * fidelity.class_agreement:.2f} % of predicted classes agree{saturated}")
 
 
 def _cmd_simulate(args) -> int:
@@ -287,8 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    compile_ = commands.add_parser("compile", help="compile a model (.onnx, .pt) to Verilog", formatter_class=fmt)
-    compile_.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network")
+    compile_ = commands.add_parser("compile", help="compile a model (.onnx, .pt, .nir) to Verilog",
+                                   formatter_class=fmt)
+    compile_.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network, or a NIR "
+                                        "graph")
     compile_.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     compile_.add_argument("--board", default="ice40", help="target board (ice40, generic)")
     compile_.add_argument("--state-bits", type=int, default=16, metavar="B", help="membrane width in bits")
@@ -300,8 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--weight-bits", type=int, default=None, metavar="N",
                           help="quantize a float model to N-bit weights (float default 8; an integer model "
                                "must fit)")
-    compile_.add_argument("--frac-bits", type=int, default=None, metavar="F",
-                          help="beta fraction bits (default: smallest >= 8 that is exact, else 16)")
+    compile_.add_argument("--frac-bits", type=int, default=DEFAULT_MEMBRANE_FRAC_BITS, metavar="G",
+                          help="float models: G extra membrane fraction bits (W, b, threshold scaled by 2^G; "
+                               "stored weights N + G bits wide); refused above 0 for an integer model")
+    compile_.add_argument("--beta-frac-bits", type=int, default=None, metavar="F",
+                          help="beta fraction bits, beta_q = round(beta * 2^F) (None: the smallest F >= 8 that "
+                               "is exact, else 16)")
+    compile_.add_argument("--fidelity-input", metavar="IN.npy", default=None,
+                          help="0/1 spikes [B, T, N_in] on which to measure agreement with the float model "
+                               "(None: 256 random rate-coded samples, float models only)")
+    compile_.add_argument("--nir-dt", type=float, default=DEFAULT_NIR_DT, metavar="SECONDS",
+                          help="NIR models: forward-Euler time step (beta = 1 - dt/tau); snnTorch's export_to_nir "
+                               "uses 1e-4")
+    compile_.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                          help="NIR models only: what a spike does to the membrane, which NIR cannot say "
+                               "(None: zero)")
     compile_.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     compile_.set_defaults(handler=_cmd_compile)
 
@@ -361,14 +384,23 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _lanes_list(text: str) -> list[int | str]:
+    """argparse type of a comma-separated list of ``auto`` and integers, e.g. ``auto,1,2,4``."""
+    try:
+        return [_lanes(item.strip()) for item in text.split(",") if item.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers or 'auto', got {text!r}") from None
+
+
 def _explore_command(commands) -> None:
     explore = commands.add_parser("explore", help="compile and build a model for every lanes x weight-bits "
                                   "combination in parallel; table, Pareto front, JSON and plot",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     explore.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network")
     explore.add_argument("--board", default="ice40", help="target board")
-    explore.add_argument("--lanes", type=_int_list, default="1,2,4,8", metavar="N,N,...",
-                         help="lanes (neurons updated per cycle per layer) to try")
+    explore.add_argument("--lanes", type=_lanes_list, default="auto,1,2,4,8", metavar="auto,N,...",
+                         help="lanes (neurons updated per cycle per layer) to try; auto: each layer's lanes "
+                              "chosen from the board, as compile --lanes auto")
     explore.add_argument("--weight-bits", type=_int_list, default=None, metavar="N,N,...",
                          help="weight widths to try (a float model is quantized to each; an integer model is "
                               "refused where its weights do not fit); None: the model's own (float: 8)")

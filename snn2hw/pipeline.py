@@ -1,6 +1,6 @@
 """The compile pipeline: a list of named steps over one :class:`CompileConfig`, each step timed.
 
-import -> quantize -> map -> fit check -> emit Verilog -> report, written atomically into OUTDIR.
+import -> quantize -> fidelity -> map -> fit check -> emit Verilog -> report, written atomically into OUTDIR.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from .backends.report import build_report, merge_build_results, reference_stimul
 from .backends.resources import board_budget, check_fit
 from .backends.verilog import emit_verilog
 from .errors import OutputError, Snn2hwError
+from .fidelity import Fidelity, load_stimuli, measure, random_stimuli, random_stimuli_description
 from .hw.accelerator import TOP_NAME, spram_image
-from .importers import load_model
+from .importers import DEFAULT_NIR_DT, load_model
 from .ir import Network, SourceNetwork
 from .passes.mapping import LayerMapping
 from .passes.placement import place_network
-from .passes.quantize import QuantizationReport, quantize
+from .passes.quantize import DEFAULT_MEMBRANE_FRAC_BITS, QuantizationReport, quantize
 
-__all__ = ["CompileConfig", "CompileResult", "compile_model", "fidelity", "build_outdir"]
+__all__ = ["CompileConfig", "CompileResult", "compile_model", "build_outdir"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,11 @@ class CompileConfig:
     timesteps: int = 25
     lanes: int | str = "auto"
     weight_bits: int | None = None
-    frac_bits: int | None = None
+    beta_frac_bits: int | None = None      # F: beta_q = round(beta * 2^F); None: chosen per model
+    frac_bits: int = DEFAULT_MEMBRANE_FRAC_BITS   # G: float models' extra membrane fraction bits
+    fidelity_input: str | None = None      # .npy spikes for the float-model fidelity; None: random stimuli
+    nir_dt: float = DEFAULT_NIR_DT
+    reset: str | None = None  # NIR models only: "subtract" or "zero" (None: zero)
     force: bool = False
 
     def validate(self) -> None:
@@ -52,6 +57,8 @@ class CompileConfig:
             raise Snn2hwError(f"--state-bits must be in [2, 32], got {self.state_bits}")
         if self.lanes != "auto" and not (isinstance(self.lanes, int) and self.lanes >= 1):
             raise Snn2hwError(f"--lanes must be 'auto' or an integer >= 1, got {self.lanes!r}")
+        if not self.nir_dt > 0 or self.nir_dt == float("inf"):
+            raise Snn2hwError(f"--nir-dt must be a finite time step > 0, got {self.nir_dt}")
 
 
 @dataclass
@@ -64,33 +71,36 @@ class CompileResult:
     mappings: tuple[LayerMapping, ...] = ()
     board: Board | None = None
     quantization: QuantizationReport | None = None
-    fidelity: dict | None = None
+    fidelity: Fidelity | None = None
     verilog: str = ""
     report: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
 
-def fidelity(source: SourceNetwork, network: Network, inputs: np.ndarray) -> dict:
-    """Agreement of the integer network with the float model: output spikes and predicted class
-    (the neuron with most output spikes, ties to the lowest index)."""
-    ref, got = golden.run_float(source, inputs).output, golden.run(network, inputs).output
-    classes_ref, classes_got = ref.sum(axis=1).argmax(axis=1), got.sum(axis=1).argmax(axis=1)
-    return {"samples": int(inputs.shape[0]), "spike_agreement": float(np.mean(ref == got)),
-            "class_agreement": float(np.mean(classes_ref == classes_got))}
-
-
 def _step_import(config: CompileConfig, result: CompileResult) -> None:
     if result.source is None:
-        result.source = load_model(config.model)
+        result.source = load_model(config.model, nir_dt=config.nir_dt, reset=config.reset)
     result.board = load_board(config.board)
 
 
 def _step_quantize(config: CompileConfig, result: CompileResult) -> None:
     result.network, result.quantization = quantize(result.source, state_bits=config.state_bits,
-                                                   weight_bits=config.weight_bits, frac_bits=config.frac_bits)
-    if not result.quantization.exact:
-        stimuli = reference_stimuli(result.network.n_in, config.timesteps)
-        result.fidelity = fidelity(result.source, result.network, stimuli)
+                                                   weight_bits=config.weight_bits,
+                                                   beta_frac_bits=config.beta_frac_bits,
+                                                   membrane_frac_bits=config.frac_bits)
+
+
+def _step_fidelity(config: CompileConfig, result: CompileResult) -> None:
+    """Agreement with the float model (:mod:`snn2hw.fidelity`): on ``--fidelity-input`` when given, else on
+    random stimuli when quantization rescaled or rounded anything; an exact model without input is skipped."""
+    n_in = result.source.n_in
+    if config.fidelity_input is not None:
+        inputs, stimulus = load_stimuli(config.fidelity_input, n_in), Path(config.fidelity_input).name
+    elif not result.quantization.exact:
+        inputs, stimulus = random_stimuli(n_in, config.timesteps), random_stimuli_description()
+    else:
+        return
+    result.fidelity = measure(result.source, result.network, inputs, stimulus)
 
 
 def layer_work(network: Network, timesteps: int) -> list[float]:
@@ -117,14 +127,14 @@ def _step_emit(config: CompileConfig, result: CompileResult) -> None:
 def _step_report(config: CompileConfig, result: CompileResult) -> None:
     quantization = result.quantization.to_json()
     if result.fidelity is not None:
-        quantization["fidelity"] = result.fidelity
+        quantization["fidelity"] = result.fidelity.to_json()
     result.report = build_report(result.network, result.mappings, result.board, config.timesteps,
                                  quantization, result.timings)
 
 
 STEPS: list[tuple[str, Callable[[CompileConfig, CompileResult], None]]] = [
-    ("import", _step_import), ("quantize", _step_quantize), ("map", _step_map),
-    ("emit", _step_emit), ("report", _step_report),
+    ("import", _step_import), ("quantize", _step_quantize), ("fidelity", _step_fidelity),
+    ("map", _step_map), ("emit", _step_emit), ("report", _step_report),
 ]
 
 

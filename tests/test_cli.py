@@ -71,14 +71,72 @@ def test_state_dict_compiles(tmp_path):
     assert (tmp_path / "out/snn_accelerator.v").exists()
 
 
-def test_float_model_is_quantized_and_agreement_printed(tmp_path):
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
     module = make_step_module([6, 10, 3], betas=0.9, thresholds=0.7, integer_weights=False, seed=4)
-    path = export_onnx(module, tmp_path / "float.onnx", dynamo=False)
-    result = run_cli("compile", path, "-o", tmp_path / "out", "--weight-bits", "6", check=0)
-    assert "agreement with the float model" in result.stdout
+    return export_onnx(module, tmp_path_factory.mktemp("float") / "float.onnx", dynamo=False)
+
+
+def test_float_model_is_quantized_and_agreement_printed(float_model, tmp_path):
+    result = run_cli("compile", float_model, "-o", tmp_path / "out", "--weight-bits", "6", "--timesteps", "12",
+                     check=0)
+    assert "fidelity against the float model (snntorch " in result.stdout
+    assert "random rate-coded stimuli (seed 0)" in result.stdout
     report = json.loads((tmp_path / "out/report.json").read_text())
-    assert 0.0 <= report["quantization"]["fidelity"]["spike_agreement"] <= 1.0
-    assert report["quantization"]["weight_bits"] == 6
+    fidelity = report["quantization"]["fidelity"]
+    assert (fidelity["samples"], fidelity["timesteps"]) == (256, 12) and fidelity["reference"].startswith("snntorch")
+    assert 0.0 <= fidelity["spike_agreement"] <= 1.0 and 0.0 <= fidelity["class_agreement"] <= 1.0
+    assert f"{100 * fidelity['class_agreement']:.2f} % of predicted classes agree" in result.stdout
+    assert report["quantization"]["weight_bits"] == 6 and report["quantization"]["membrane_frac_bits"] == 0
+    assert report["timings_s"]["fidelity"] >= 0
+
+
+def test_compile_parses_the_quantization_options():
+    from snn2hw.cli import build_parser
+
+    args = build_parser().parse_args(["compile", "m.onnx", "-o", "out"])
+    assert (args.weight_bits, args.frac_bits, args.beta_frac_bits, args.fidelity_input) == (None, 0, None, None)
+    args = build_parser().parse_args(["compile", "m.onnx", "-o", "out", "--weight-bits", "6", "--frac-bits", "3",
+                                      "--beta-frac-bits", "12", "--fidelity-input", "in.npy"])
+    assert (args.weight_bits, args.frac_bits, args.beta_frac_bits, args.fidelity_input) == (6, 3, 12, "in.npy")
+
+
+def test_frac_bits_and_beta_frac_bits_reach_the_compiled_network(float_model, tmp_path):
+    spikes = (np.random.default_rng(0).random((5, 7, 6)) < 0.5).astype(np.uint8)
+    np.save(tmp_path / "in.npy", spikes)
+    result = run_cli("compile", float_model, "-o", tmp_path / "out", "--weight-bits", "6", "--frac-bits", "2",
+                     "--beta-frac-bits", "12", "--fidelity-input", tmp_path / "in.npy", check=0)
+    assert "membrane with 2 extra fraction bits" in result.stdout and "on 5 x 7 timesteps of in.npy" in result.stdout
+    network = json.loads((tmp_path / "out/network.json").read_text())
+    for layer in network["layers"]:
+        weights = np.array(layer["weight"])
+        assert layer["frac_bits"] == 12 and layer["beta_q"] == round(0.9 * 4096)
+        assert np.abs(weights).max() == 31 * 4 and np.all(weights % 4 == 0)
+    quantization = json.loads((tmp_path / "out/report.json").read_text())["quantization"]
+    assert (quantization["beta_frac_bits"], quantization["membrane_frac_bits"]) == (12, 2)
+    assert (quantization["fidelity"]["samples"], quantization["fidelity"]["stimulus"]) == (5, "in.npy")
+
+
+def test_integer_model_measures_fidelity_only_on_given_input_and_refuses_frac_bits(onnx_model, tmp_path):
+    _, path = onnx_model
+    np.save(tmp_path / "in.npy", np.ones((3, 4, 6), np.uint8))
+    result = run_cli("compile", path, "-o", tmp_path / "a", "--fidelity-input", tmp_path / "in.npy", check=0)
+    assert "compiled exactly as given" in result.stdout and "on 3 x 4 timesteps of in.npy" in result.stdout
+    result = run_cli("compile", path, "-o", tmp_path / "b", "--frac-bits", "2", check=2)
+    assert result.stderr.count("\n") == 1 and "--frac-bits 2 applies to float models only" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_quantization_errors_are_one_line_and_leave_no_outdir(float_model, tmp_path):
+    np.save(tmp_path / "wide.npy", np.ones((2, 4, 7), np.uint8))
+    cases = ((("--frac-bits", "20"), "layer 'fc1': scaled threshold"),
+             (("--frac-bits", "-1"), "--frac-bits -1 is outside"),
+             (("--fidelity-input", tmp_path / "wide.npy"), "fidelity input"),
+             (("--fidelity-input", tmp_path / "none.npy"), "does not exist"))
+    for options, message in cases:
+        result = run_cli("compile", float_model, "-o", tmp_path / "out", *options, check=2)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()
 
 
 def test_simulate_rejects_bad_inputs(onnx_model, tmp_path):

@@ -1,17 +1,23 @@
-"""The examples run as tests, at reduced size: the shipped digits model through golden model and Verilator, a
-short digits training run through export and exact compilation, and the quickstart model."""
+"""The examples run as tests, at reduced size: the shipped digits model through golden model and Verilator, the
+float digits model's fidelity at 8-bit weights, a short digits training run through export and exact
+compilation, the quickstart model, and the state_dict example (its shipped model in the golden model; a short
+training run through compile, verify and RTL)."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from snn2hw import golden
 from snn2hw.backends.design import CompiledDesign
 
 from cli_helpers import run_cli
+from model_factory import assert_imported
+from snn2hw.importers import load_model
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -57,6 +63,18 @@ def test_shipped_digits_model_is_accurate_in_golden_model_and_rtl(digits, tmp_pa
     assert evaluation.rtl_identical
 
 
+def test_float_digits_model_agrees_with_snntorch_on_the_test_split_at_8_bit_weights(digits, tmp_path):
+    # issue 6's target: >= 99 % predicted-class agreement with 8-bit weights and the default --frac-bits
+    np.save(tmp_path / "test.npy", digits.test_spikes())
+    result = run_cli("compile", digits.FLOAT_MODEL, "--board", "ice40", "-o", tmp_path / "out", "--timesteps",
+                     digits.TIMESTEPS, "--weight-bits", "8", "--fidelity-input", tmp_path / "test.npy", check=0)
+    quantization = json.loads((tmp_path / "out" / "report.json").read_text())["quantization"]
+    fidelity = quantization["fidelity"]
+    assert quantization["weight_bits"] == 8 and quantization["membrane_frac_bits"] == 0
+    assert fidelity["reference"].startswith("snntorch") and (fidelity["samples"], fidelity["timesteps"]) == (360, 16)
+    assert fidelity["class_agreement"] >= 0.99, result.stdout
+
+
 def test_short_digits_training_exports_an_integer_model_equal_to_the_golden_model(digits, tmp_path):
     result = digits.train(model=tmp_path / "model.onnx", float_model=tmp_path / "float.pt", epochs=1,
                           qat_epochs=1, train_samples=256)
@@ -78,3 +96,32 @@ def test_quickstart_model_compiles_and_simulates_in_the_golden_model(tmp_path):
     outputs = np.load(tmp_path / "out.npy")
     assert outputs.shape == (4, 10, 4)
     assert np.array_equal(outputs, golden.run(CompiledDesign.load(tmp_path / "out").network, spikes).output)
+
+
+@pytest.fixture(scope="module")
+def state_dict_example():
+    return _load_example(EXAMPLES / "state_dict" / "state_dict.py")
+
+
+def test_shipped_state_dict_model_keeps_its_accuracy_at_4_bits(state_dict_example, tmp_path):
+    example = state_dict_example
+    example.compile_design(tmp_path / "out")
+    design = CompiledDesign.load(tmp_path / "out")
+    assert all(np.abs(layer.weight).max() <= 7 for layer in design.network.layers)
+    spikes, labels = example.held_out_split()
+    float_accuracy = example.accuracy(example.network_outputs(example.load_network(), spikes), labels)
+    golden_accuracy = example.accuracy(golden.run(design.network, spikes).output, labels)
+    assert float_accuracy >= 0.95 and golden_accuracy >= 0.93
+
+
+def test_short_state_dict_training_runs_through_compile_verify_and_rtl(state_dict_example, tmp_path):
+    example = state_dict_example
+    model = tmp_path / "model.pt"
+    result = example.train(model=model, epochs=1, train_samples=128)
+    assert list(torch.load(model, weights_only=True))[:2] == ["0.weight", "0.bias"]
+    assert_imported(load_model(model), result.net)
+    example.compile_design(tmp_path / "out", model)
+    example.verify_design(tmp_path / "out", samples=4)
+    evaluation = example.evaluate(tmp_path / "out", model, rtl_samples=8)
+    assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
+    assert evaluation.float_accuracy == result.accuracy

@@ -3,14 +3,24 @@
 Two cases:
 
 * **Integer model** (every weight, bias and threshold is integer-valued): compiled exactly as given, no
-  rescaling. If ``weight_bits`` is given, the weights must fit in that many signed bits.
-* **Float model**: each layer gets its own scale ``s = (2^(weight_bits-1) - 1) / max|W|`` and
-  ``W_q = round(s W)``, ``b_q = round(s b)``, ``theta_q = max(1, round(s theta))``. Because a layer's
-  membrane is linear in W, b and theta, scaling all three by s leaves the spike train unchanged up to
-  rounding: the scale is folded into the threshold, and the next layer still sees 0/1 spikes.
+  rescaling. If ``weight_bits`` is given, the weights must fit in that many signed bits. Membrane fraction
+  bits (``membrane_frac_bits`` G > 0) are refused: they would rescale a model that is already exact.
+* **Float model**: N = ``weight_bits`` (default 8) and G = ``membrane_frac_bits`` (default 0). Each layer
+  gets its own scale ``s = (2^(N-1) - 1) / max|W|`` and::
 
-In both cases ``beta_q = round(beta * 2^F)``. F is ``frac_bits`` when given, otherwise the smallest F >= 8
-(up to 16) that represents every beta exactly, else 16 (the rounding is then reported).
+      W_q     = 2^G * round(s W)              (N significant bits, G low bits zero)
+      b_q     = round(2^G s b)
+      theta_q = max(1, round(2^G s theta))
+
+  A layer's equations are linear in (v, W, b, theta), so multiplying all four by ``c = 2^G s`` leaves its
+  spike train unchanged up to rounding: the scale is folded into bias and threshold, and the next layer
+  still sees 0/1 spikes. The weights are rounded on the N-bit grid; bias, threshold and the membrane (and
+  with it the floor of the leak) on a grid 2^G times finer, i.e. the membrane carries G extra fraction
+  bits. The scaled threshold, weights and biases must fit the membrane width B (``state_bits``): a
+  threshold >= 2^(B-1) - 1 could never be exceeded, so it is refused with the layer's name.
+
+In both cases ``beta_q = round(beta * 2^F)``. F is ``beta_frac_bits`` when given, otherwise the smallest
+F >= 8 (up to 16) that represents every beta exactly, else 16 (the rounding is then reported).
 """
 
 from __future__ import annotations
@@ -22,26 +32,35 @@ import numpy as np
 from ..errors import QuantizationError
 from ..ir import Layer, Network, SourceLayer, SourceNetwork
 
-__all__ = ["QuantizationReport", "quantize", "signed_bits"]
+__all__ = ["QuantizationReport", "quantize", "signed_bits", "DEFAULT_FLOAT_WEIGHT_BITS", "DEFAULT_MEMBRANE_FRAC_BITS"]
 
 MIN_FRAC_BITS = 8
 MAX_AUTO_FRAC_BITS = 16
+MAX_FRAC_BITS = 24
 DEFAULT_FLOAT_WEIGHT_BITS = 8
+DEFAULT_MEMBRANE_FRAC_BITS = 0   # 8-bit digits: 100 % class agreement at G = 0 (examples/digits/README.md)
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuantizationReport:
-    """What quantization did: ``exact`` is True when no parameter was rescaled or rounded."""
+    """What quantization did: ``exact`` is True when no parameter was rescaled or rounded.
+
+    ``weight_bits`` is N (for a float model the weight grid; stored weights are N + G bits wide),
+    ``beta_frac_bits`` F, ``membrane_frac_bits`` G (0 for integer models), ``scales`` the per-layer
+    ``2^G s`` of a float model.
+    """
 
     exact: bool
     weight_bits: int
-    frac_bits: int
+    beta_frac_bits: int
+    membrane_frac_bits: int = 0
     scales: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {"exact": self.exact, "weight_bits": self.weight_bits, "frac_bits": self.frac_bits,
-                "scales": self.scales, "notes": self.notes}
+        return {"exact": self.exact, "weight_bits": self.weight_bits, "beta_frac_bits": self.beta_frac_bits,
+                "membrane_frac_bits": self.membrane_frac_bits, "scales": dict(self.scales),
+                "notes": list(self.notes)}
 
 
 def signed_bits(values: np.ndarray) -> int:
@@ -65,56 +84,98 @@ def _choose_frac_bits(betas: list[float]) -> int:
     return MAX_AUTO_FRAC_BITS
 
 
-def _quantize_layer(layer: SourceLayer, scale: float, frac_bits: int) -> Layer:
-    return Layer(name=layer.name,
-                 weight=np.round(layer.weight * scale).astype(np.int64),
-                 bias=np.round(layer.bias * scale).astype(np.int64),
-                 beta_q=int(round(layer.beta * (1 << frac_bits))),
-                 frac_bits=frac_bits,
-                 threshold=max(1, int(round(layer.threshold * scale))),
-                 reset=layer.reset)
+def _beta_q(layer: SourceLayer, beta_frac_bits: int) -> int:
+    return int(round(layer.beta * (1 << beta_frac_bits)))
+
+
+def _integer_layer(layer: SourceLayer, beta_frac_bits: int) -> Layer:
+    return Layer(name=layer.name, weight=layer.weight, bias=layer.bias, beta_q=_beta_q(layer, beta_frac_bits),
+                 frac_bits=beta_frac_bits, threshold=int(layer.threshold), reset=layer.reset)
+
+
+def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, beta_frac_bits: int,
+                 state_bits: int) -> tuple[Layer, float]:
+    """The float ``layer`` on the N-bit weight grid with G membrane fraction bits, and its scale 2^G s."""
+    peak = float(np.max(np.abs(layer.weight)))
+    scale = ((1 << (weight_bits - 1)) - 1) / peak if peak > 0 else 1.0
+    fine = scale * (1 << membrane_frac_bits)
+    quantized = Layer(name=layer.name,
+                      weight=np.round(layer.weight * scale).astype(np.int64) << membrane_frac_bits,
+                      bias=np.round(layer.bias * fine).astype(np.int64),
+                      beta_q=_beta_q(layer, beta_frac_bits), frac_bits=beta_frac_bits,
+                      threshold=max(1, int(round(layer.threshold * fine))), reset=layer.reset)
+    _check_membrane_fit(quantized, state_bits, weight_bits, membrane_frac_bits)
+    return quantized, fine
+
+
+def _check_membrane_fit(layer: Layer, state_bits: int, weight_bits: int, membrane_frac_bits: int) -> None:
+    """Refuse a scaled layer whose threshold, weights or biases do not fit the B-bit membrane."""
+    top = (1 << (state_bits - 1)) - 1
+    options = f"--weight-bits {weight_bits} --frac-bits {membrane_frac_bits}"
+    advice = "lower --frac-bits or --weight-bits, or raise --state-bits"
+    if layer.threshold >= top:
+        raise QuantizationError(f"layer {layer.name!r}: scaled threshold {layer.threshold} ({options}) does not fit "
+                                f"below the {state_bits}-bit membrane's maximum {top}, so it could never spike; "
+                                f"{advice}")
+    peak = int(max(np.abs(layer.weight).max(), np.abs(layer.bias).max(initial=0)))
+    if peak > top:
+        what = "weight" if np.abs(layer.weight).max() == peak else "bias"
+        raise QuantizationError(f"layer {layer.name!r}: scaled {what} of magnitude {peak} ({options}) exceeds the "
+                                f"{state_bits}-bit membrane's maximum {top}; {advice}")
+
+
+def _check_options(weight_bits: int | None, beta_frac_bits: int | None, membrane_frac_bits: int) -> None:
+    if weight_bits is not None and not 1 <= weight_bits <= 16:
+        raise QuantizationError(f"--weight-bits {weight_bits} is outside [1, 16]")
+    if beta_frac_bits is not None and not 0 <= beta_frac_bits <= MAX_FRAC_BITS:
+        raise QuantizationError(f"--beta-frac-bits {beta_frac_bits} is outside [0, {MAX_FRAC_BITS}]")
+    if not 0 <= membrane_frac_bits <= MAX_FRAC_BITS:
+        raise QuantizationError(f"--frac-bits {membrane_frac_bits} is outside [0, {MAX_FRAC_BITS}]")
+
+
+def _quantize_integer(source: SourceNetwork, weight_bits: int | None, beta_frac_bits: int,
+                      membrane_frac_bits: int) -> tuple[list[Layer], int]:
+    if membrane_frac_bits:
+        raise QuantizationError(f"--frac-bits {membrane_frac_bits} applies to float models only; this model's "
+                                f"weights, biases and thresholds are integers and compile exactly as given "
+                                f"(omit --frac-bits)")
+    needed = max(signed_bits(layer.weight) for layer in source.layers)
+    if weight_bits is not None and needed > weight_bits:
+        worst = max(source.layers, key=lambda layer: signed_bits(layer.weight))
+        extreme = int(worst.weight.flat[np.argmax(np.abs(worst.weight))])
+        raise QuantizationError(f"layer {worst.name!r}: weight {extreme} needs {needed} signed bits, "
+                                f"more than --weight-bits {weight_bits}")
+    return [_integer_layer(layer, beta_frac_bits) for layer in source.layers], weight_bits or needed
 
 
 def quantize(source: SourceNetwork, *, state_bits: int = 16, weight_bits: int | None = None,
-             frac_bits: int | None = None) -> tuple[Network, QuantizationReport]:
-    """Return the integer network for ``source`` and a report of what was rescaled or rounded."""
-    if weight_bits is not None and not 1 <= weight_bits <= 16:
-        raise QuantizationError(f"weight bits {weight_bits} is outside [1, 16]")
-    if frac_bits is not None and not 0 <= frac_bits <= 24:
-        raise QuantizationError(f"beta fraction bits {frac_bits} is outside [0, 24]")
-    betas = [layer.beta for layer in source.layers]
-    chosen_frac = frac_bits if frac_bits is not None else _choose_frac_bits(betas)
-    notes = []
-    for layer in source.layers:
-        if not _is_integer(layer.beta * (1 << chosen_frac)):
-            notes.append(f"layer {layer.name!r}: beta {layer.beta} rounded to "
-                         f"{round(layer.beta * (1 << chosen_frac))}/2^{chosen_frac}")
-
+             beta_frac_bits: int | None = None,
+             membrane_frac_bits: int = DEFAULT_MEMBRANE_FRAC_BITS) -> tuple[Network, QuantizationReport]:
+    """Return the integer network for ``source`` and a report of what was rescaled or rounded (see the
+    module docstring for both cases)."""
+    _check_options(weight_bits, beta_frac_bits, membrane_frac_bits)
+    chosen_frac = beta_frac_bits if beta_frac_bits is not None else _choose_frac_bits(
+        [layer.beta for layer in source.layers])
+    notes = [f"layer {layer.name!r}: beta {layer.beta} rounded to {_beta_q(layer, chosen_frac)}/2^{chosen_frac}"
+             for layer in source.layers if not _is_integer(layer.beta * (1 << chosen_frac))]
     integer_model = all(_is_integer(layer.weight) and _is_integer(layer.bias) and _is_integer(layer.threshold)
                         for layer in source.layers)
     scales = {}
     if integer_model:
-        needed = max(signed_bits(layer.weight) for layer in source.layers)
-        if weight_bits is not None and needed > weight_bits:
-            worst = max(source.layers, key=lambda layer: signed_bits(layer.weight))
-            extreme = int(worst.weight.flat[np.argmax(np.abs(worst.weight))])
-            raise QuantizationError(f"layer {worst.name!r}: weight {extreme} needs {needed} signed bits, "
-                                    f"more than --weight-bits {weight_bits}")
-        layers = [_quantize_layer(layer, 1.0, chosen_frac) for layer in source.layers]
-        bits = weight_bits if weight_bits is not None else needed
+        layers, bits = _quantize_integer(source, weight_bits, chosen_frac, membrane_frac_bits)
     else:
         bits = weight_bits if weight_bits is not None else DEFAULT_FLOAT_WEIGHT_BITS
+        if bits == 1:
+            raise QuantizationError("a float model needs at least 2 weight bits (--weight-bits)")
         layers = []
         for layer in source.layers:
-            peak = float(np.max(np.abs(layer.weight)))
-            scale = ((1 << (bits - 1)) - 1) / peak if peak > 0 else 1.0
-            if bits == 1:
-                raise QuantizationError(f"layer {layer.name!r}: a float model needs at least 2 weight bits")
-            scales[layer.name] = scale
-            layers.append(_quantize_layer(layer, scale, chosen_frac))
-        notes.append(f"float model quantized to {bits}-bit weights, per-layer scale folded into bias "
-                     f"and threshold")
+            quantized, scales[layer.name] = _float_layer(layer, bits, membrane_frac_bits, chosen_frac, state_bits)
+            layers.append(quantized)
+        notes.append(f"float model quantized to {bits}-bit weights, per-layer scale folded into bias and threshold"
+                     + (f"; membrane with {membrane_frac_bits} extra fraction bits (W, b, threshold x "
+                        f"2^{membrane_frac_bits})" if membrane_frac_bits else ""))
     network = Network(layers=tuple(layers), state_bits=state_bits)
-    report = QuantizationReport(exact=integer_model and not notes, weight_bits=bits, frac_bits=chosen_frac,
-                                scales=scales, notes=notes)
+    report = QuantizationReport(exact=integer_model and not notes, weight_bits=bits, beta_frac_bits=chosen_frac,
+                                membrane_frac_bits=0 if integer_model else membrane_frac_bits, scales=scales,
+                                notes=tuple(notes))
     return network, report
