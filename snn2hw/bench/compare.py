@@ -1,7 +1,8 @@
 """The golden model side by side with snnTorch on the same network and stimuli, timed in one process.
 
-snnTorch runs the compiled integer network in float32 on the CPU: per layer an ``nn.Linear`` holding the
-integer W and b and an ``snn.Leaky`` with beta = beta_q / 2^F, the integer threshold and the same reset.
+snnTorch runs the compiled integer network in float32 on the CPU (:func:`snn2hw.fidelity.snntorch_runner`):
+per layer an ``nn.Linear`` holding the integer W and b and an ``snn.Leaky`` with beta = beta_q / 2^F, the
+integer threshold and the same reset.
 Its spikes differ from the golden model's only where the golden model floors the decayed membrane or
 saturates it. Both run one batch, single-threaded (so that a shared machine's other load disturbs neither
 more than the other); each time is the best of several alternating runs.
@@ -18,6 +19,7 @@ import numpy as np
 
 from .. import golden
 from ..errors import Snn2hwError
+from ..fidelity import snntorch_runner
 from ..ir import Network
 
 __all__ = ["Comparison", "snntorch_runner", "compare_with_snntorch", "TIMING_BATCH"]
@@ -50,33 +52,6 @@ def _torch():
     return torch, snntorch
 
 
-def snntorch_runner(network: Network) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running ``network`` in snnTorch on uint8 spikes [B, T, n_in], giving uint8 [B, T, n_out]."""
-    torch, snn = _torch()
-    layers = []
-    for layer in network.layers:
-        linear = torch.nn.Linear(layer.n_in, layer.n_out)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(layer.weight.astype(np.float32)))
-            linear.bias.copy_(torch.from_numpy(layer.bias.astype(np.float32)))
-        layers.append((linear, snn.Leaky(beta=layer.beta, threshold=float(layer.threshold),
-                                         reset_mechanism=layer.reset.value)))
-
-    def run(spikes: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(spikes).float()
-        with torch.no_grad():
-            mems = [torch.zeros(x.shape[0], layer.n_out) for layer in network.layers]
-            outputs = []
-            for t in range(x.shape[1]):
-                s = x[:, t]
-                for index, (linear, leaky) in enumerate(layers):
-                    s, mems[index] = leaky(linear(s), mems[index])
-                outputs.append(s)
-            return torch.stack(outputs, dim=1).numpy().astype(np.uint8)
-
-    return run
-
-
 @contextmanager
 def _single_threaded():
     """numpy's BLAS and torch on one thread each, restored afterwards."""
@@ -103,6 +78,7 @@ def _timed(function: Callable[[], object], times: list[float]) -> None:
 
 def compare_with_snntorch(network: Network, stimuli: np.ndarray, repeats: int = REPEATS) -> Comparison:
     """Time the golden model and snnTorch on ``stimuli`` (one batch), alternating, after a warm-up run."""
+    _torch()
     run_snntorch = snntorch_runner(network)
     with _single_threaded():
         reference, ours = run_snntorch(stimuli), golden.run(network, stimuli).output
