@@ -1,9 +1,13 @@
 """Tests for snn2hw.importers.nir_model: snnTorch's own NIR export round-trips exactly, Euler discretization,
-reset choice, refusals naming the node, malformed files."""
+reset choice, refusals naming the node, malformed files, files that hang or crash libhdf5."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+import time
 
 import h5py
 import nir
@@ -15,7 +19,8 @@ from model_factory import assert_imported, export_nir, make_sequential, per_neur
 from snn2hw import golden
 from snn2hw.cli import main
 from snn2hw.errors import ModelFormatError, QuantizationError, UnsupportedModelError
-from snn2hw.importers import load_model
+from snn2hw.importers import load_model, nir_model
+from snn2hw.importers.nir_model import READ_TIMEOUT_S
 from snn2hw.ir import Network, Reset
 from snn2hw.passes.quantize import quantize
 
@@ -246,3 +251,86 @@ def test_edge_to_missing_node(tmp_path):
     nodes, edges = chain(("fc", affine(3, 4)), ("lif", lif(3)))
     edges.append(("lif", "ghost"))
     assert_import_fails(ModelFormatError, write_graph(tmp_path / "model.nir", nodes, edges), "'ghost'")
+
+
+# --- files that hang or crash libhdf5: read in a child process with a time limit ----------------------------
+
+def _heap_size_mutations(data: bytes):
+    """Copies of a NIR file with one byte of its global heap collection's size changed (the 8 bytes after the
+    ``GCOL`` signature, version and reserved bytes): fuzzing found that libhdf5 2.0.0 loops forever on these."""
+    heap = data.find(b"GCOL")
+    assert heap > 0, "no global heap collection in the exported file"
+    for offset, value in ((8, 0x80), (8, 0xFF), (9, 0x20), (9, 0x80)):
+        mutated = bytearray(data)
+        mutated[heap + offset] = value
+        yield bytes(mutated)
+
+
+def _in_fork(target, args=(), seconds: float = 2.0):
+    """Run ``target(*args, send)`` in a forked process for at most ``seconds``; what it sent, or None if it had
+    not finished (it is killed)."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(*args, send))
+    process.start()
+    answer = receive.recv() if receive.poll(seconds) else None
+    process.kill()
+    process.join()
+    return answer
+
+
+def _plain_read(path, send):
+    nir.read(path, type_check=False)
+    send.send("returned")
+
+
+def _timed_import(path, send):
+    started = time.monotonic()
+    try:
+        load_model(path)
+        send.send(("imported", "", time.monotonic() - started))
+    except Exception as exc:  # noqa: BLE001 - the parent checks the type
+        send.send((type(exc).__name__, str(exc), time.monotonic() - started))
+
+
+def test_file_that_makes_libhdf5_loop_forever_is_refused_in_seconds(tmp_path):
+    path = tmp_path / "heap.nir"
+    seed = export_nir(per_neuron_sequential([5, 4, 3], 0.75, 1.5, "zero", seed=3), tmp_path / "seed.nir")
+    for data in _heap_size_mutations(seed.read_bytes()):
+        path.write_bytes(data)
+        if _in_fork(_plain_read, (path,), seconds=2.0) is None:
+            break  # nir.read did not return: this file hangs libhdf5
+    else:
+        pytest.skip(f"libhdf5 {h5py.version.hdf5_version} returns on every heap-size mutation of this file")
+    answer = _in_fork(_timed_import, (path,), seconds=READ_TIMEOUT_S + 10)
+    assert answer is not None, "load_model hung on a file that makes libhdf5 loop forever"
+    kind, message, seconds = answer
+    assert kind == "ModelFormatError" and "\n" not in message, answer
+    assert "heap.nir" in message and f"did not finish within {READ_TIMEOUT_S:g} s" in message
+    assert seconds < READ_TIMEOUT_S + 3
+
+
+def _only_in_a_child(action):
+    """A stand-in for ``nir.read`` that does ``action`` in a child process and fails the test if the importing
+    process calls it itself."""
+    parent = os.getpid()
+
+    def read(*args, **kwargs):
+        if os.getpid() == parent:
+            pytest.fail("nir.read ran in the importing process")
+        action()
+    return read
+
+
+def test_reader_that_never_returns_is_stopped(monkeypatch, nir_file):
+    monkeypatch.setattr(nir, "read", _only_in_a_child(lambda: time.sleep(60)))
+    monkeypatch.setattr(nir_model, "READ_TIMEOUT_S", 0.5)
+    started = time.monotonic()
+    assert_import_fails(ModelFormatError, nir_file, "model.nir", "did not finish within 0.5 s")
+    assert time.monotonic() - started < 5
+
+
+def test_reader_that_crashes_is_an_error(monkeypatch, nir_file):
+    monkeypatch.setattr(nir, "read", _only_in_a_child(lambda: os.kill(os.getpid(), signal.SIGKILL)))
+    assert_import_fails(ModelFormatError, nir_file, "model.nir", "died without an answer",
+                        f"signal {signal.SIGKILL.value}")

@@ -22,12 +22,23 @@ Spikes are ``v > v_threshold``. ``v_leak`` and ``v_reset`` must be 0; NIR's "v =
 whether the reset subtracts the threshold or clears the membrane, so the caller chooses ``reset`` (snnTorch's
 timing: a spike at t-1 resets at t). ``tau`` and ``v_threshold`` must be equal for all neurons of a node (they
 become the layer's scalar beta and threshold); ``r`` may differ per neuron since it folds into the weight rows.
+
+The file is read (``nir.read``) in a forked child process, stopped after :data:`READ_TIMEOUT_S`: libhdf5 loops
+forever on some corrupted files (a global heap collection whose size field was changed), and a crash of libhdf5
+is contained the same way. Both are a one-line ModelFormatError naming the file. The fork costs a few tens of
+milliseconds (about 3 ms in a process without torch, 30-60 ms with torch loaded); where ``os.fork`` does not
+exist the file is read in this process, unbounded.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import pickle
+import select
+import signal
+import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,13 +49,14 @@ from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line, scalar_param
 
-__all__ = ["load_nir", "NIR_RESETS"]
+__all__ = ["load_nir", "NIR_RESETS", "READ_TIMEOUT_S"]
 
 NIR_RESETS = (Reset.ZERO, Reset.SUBTRACT)
 _SHAPE = "snn2hw maps NIR chains Input -> (Affine|Linear -> LIF|IF)+ -> Output"
 _DENSE = (nir.Affine, nir.Linear)
 _NEURONS = (nir.LIF, nir.IF)
 _SUPPORTED = (nir.Input, nir.Output) + _DENSE + _NEURONS
+READ_TIMEOUT_S = 5.0  # a valid file reads in milliseconds; libhdf5 can loop forever on a corrupted one
 
 
 def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_NIR_DT, reset: Reset = Reset.ZERO) -> SourceNetwork:
@@ -65,13 +77,66 @@ def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_NIR_DT, reset: Rese
 
 
 def _read(path: Path) -> nir.NIRGraph:
+    outcome, value = _read_in_child(path) if hasattr(os, "fork") else _read_here(path)
+    if outcome == "error":
+        raise ModelFormatError(f"model file {str(path)!r} is not a readable NIR file: {value}")
+    if not isinstance(value, nir.NIRGraph):
+        raise ModelFormatError(f"model file {str(path)!r} holds a single NIR {type(value).__name__} node, not a graph")
+    return value
+
+
+def _read_here(path: Path) -> tuple[str, object]:
+    """``("graph", node)`` of ``nir.read``, or ``("error", one-line message)`` for a broken file."""
     try:  # type_check=False: older or hand-written graphs may lack types; the shapes are checked here instead
-        graph = nir.read(path, type_check=False)
+        return "graph", nir.read(path, type_check=False)
     except Exception as exc:  # h5py OSError, KeyError, nir's ValueError/AssertionError for broken files
-        raise ModelFormatError(f"model file {str(path)!r} is not a readable NIR file: {one_line(exc)}") from exc
-    if not isinstance(graph, nir.NIRGraph):
-        raise ModelFormatError(f"model file {str(path)!r} holds a single NIR {type(graph).__name__} node, not a graph")
-    return graph
+        return "error", one_line(exc)
+
+
+def _read_in_child(path: Path) -> tuple[str, object]:
+    """:func:`_read_here` in a forked child that sends its pickled result through a pipe; killed after
+    READ_TIMEOUT_S. A child that dies without an answer (a crash in libhdf5) is an error too."""
+    receive, send = os.pipe()
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns that a child forked from a threaded process may deadlock on a lock another thread
+        # held; this child only reads the file and writes a pipe, and a deadlock would end as the timeout error.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: never return into the caller's stack
+        try:
+            os.close(receive)
+            result = _read_here(path)
+            try:
+                data = pickle.dumps(result)
+            except Exception as exc:  # an object nir.read built from a corrupted file that cannot be pickled
+                data = pickle.dumps(("error", f"its content cannot be passed on ({one_line(exc)})"))
+            with os.fdopen(send, "wb") as pipe:
+                pipe.write(data)
+        finally:
+            os._exit(0)
+    os.close(send)
+    chunks, finished = [], False
+    try:
+        readable = select.poll()  # not select.select: it fails on descriptors above 1023
+        readable.register(receive, select.POLLIN)
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while not finished and (left := deadline - time.monotonic()) > 0:
+            if readable.poll(1000 * left):
+                chunk = os.read(receive, 1 << 16)
+                chunks.append(chunk)
+                finished = not chunk
+    finally:
+        os.close(receive)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if not finished:
+        return "error", (f"reading it did not finish within {READ_TIMEOUT_S:g} s (libhdf5 loops forever on some "
+                         f"corrupted files)")
+    if os.waitstatus_to_exitcode(status) != 0 or len(chunks) == 1:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
+        return "error", f"the reader process died without an answer ({how})"
+    return pickle.loads(b"".join(chunks))
 
 
 def _floats(values, what: str) -> np.ndarray:
