@@ -184,11 +184,13 @@ class DenseLIFLayer(wiring.Component):
         lanes, groups = self.mapping.lanes, self.mapping.groups
         group, half = Signal(group_bits), Signal()
         bits = Signal(lanes)                                  # the current group's spikes not yet sent
-        lane = Signal(range(max(lanes, 2)))                   # the lowest of them
-        for k in reversed(range(lanes)):
-            with m.If(bits[k]):
-                m.d.comb += lane.eq(k)
-        remaining = bits & ~(1 << lane)
+        lowest, remaining = Signal(lanes), Signal(lanes)      # its lowest set bit alone, and the others
+        lane = Signal(range(max(lanes, 2)))                   # the index of that bit
+        # Carry-chain arithmetic instead of a priority-mux chain (this is on the path into the next layer):
+        # x & -x isolates the lowest set bit, x & (x - 1) clears it; the index is an OR of one-hot bits.
+        m.d.comb += [lowest.eq(bits & (~bits + 1)), remaining.eq(bits & (bits - 1))]
+        for b in range(len(lane)):
+            m.d.comb += lane[b].eq((lowest & sum(1 << k for k in range(lanes) if k >> b & 1)).any())
         out = self.o_events
 
         following = Signal(group_bits)
