@@ -215,7 +215,7 @@ def _cmd_explore(args) -> int:
     config = ExploreConfig(model=args.model, outdir=outdir, board=args.board, lanes=tuple(args.lanes),
                            weight_bits=tuple(args.weight_bits) if args.weight_bits else (None,),
                            timesteps=args.timesteps, state_bits=args.state_bits, jobs=args.jobs,
-                           build=not args.no_build, cache_dir=args.cache_dir)
+                           build=not args.no_build, cache_dir=args.cache_dir, nir_dt=args.nir_dt, reset=args.reset)
     with _display() as display:
         result = explore(config, progress=display.bar, advance=display.advance)
     points = result["points"]
@@ -396,7 +396,8 @@ def _explore_command(commands) -> None:
     explore = commands.add_parser("explore", help="compile and build a model for every lanes x weight-bits "
                                   "combination in parallel; table, Pareto front, JSON and plot",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    explore.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network")
+    explore.add_argument("model", help="ONNX step graph or PyTorch state_dict of an snnTorch network, or a NIR "
+                                        "graph")
     explore.add_argument("--board", default="ice40", help="target board")
     explore.add_argument("--lanes", type=_lanes_list, default="auto,1,2,4,8", metavar="auto,N,...",
                          help="lanes (neurons updated per cycle per layer) to try; auto: each layer's lanes "
@@ -408,6 +409,10 @@ def _explore_command(commands) -> None:
     explore.add_argument("--state-bits", type=int, default=16, metavar="B", help="membrane width in bits")
     explore.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                          help="worker processes")
+    explore.add_argument("--nir-dt", type=float, default=DEFAULT_NIR_DT, metavar="SECONDS",
+                         help="NIR models: forward-Euler time step (beta = 1 - dt/tau), as for compile")
+    explore.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                         help="NIR models only: what a spike does to the membrane, as for compile (None: zero)")
     explore.add_argument("--no-build", action="store_true",
                          help="compile only: the compiler's block-RAM estimate and cycle model, no FPGA build")
     explore.add_argument("-o", "--output", metavar="DIR", default=None,

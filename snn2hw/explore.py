@@ -5,9 +5,9 @@ are an integer (every layer that many, capped at its width) or ``"auto"`` (each 
 compiler from the board, as ``snn2hw compile --lanes auto``); every point that compiles records the lanes
 each layer got (``layer_lanes``). A point's result is cached in ``CACHE_DIR/KEY/`` (``point.json`` and the
 design directory), KEY being the SHA-256 of the model file (and its ``.data`` siblings), the board
-description, the point's options and the snn2hw version, so a rerun only does the points it has not seen. A
-point the compiler refuses (too big for the board, weights that do not fit the weight bits) is listed with
-its error; a model that cannot be read at all is fatal.
+description, the point's options (a NIR model's ``nir_dt`` and ``reset`` among them) and the snn2hw version,
+so a rerun only does the points it has not seen. A point the compiler refuses (too big for the board, weights
+that do not fit the weight bits) is listed with its error; a model that cannot be read at all is fatal.
 
 The front is over (logic cells, cycles per inference) for built points, over (block RAMs, cycles per
 inference) for compiler estimates (which have no logic count).
@@ -31,6 +31,7 @@ from .backends.boards import BOARDS_DIR, load_board
 from .backends.design import write_text_atomically
 from .backends.report_text import fmt
 from .errors import ModelFormatError, Snn2hwError, ToolError
+from .importers import DEFAULT_NIR_DT
 
 __all__ = ["ExploreConfig", "Point", "explore", "evaluate_point", "point_key", "pareto_front", "explore_rows",
            "AUTO", "EXPLORE_FILE", "PLOT_FILE", "POINT_FILE"]
@@ -42,11 +43,13 @@ DESIGN_DIR = "design"
 AUTO = "auto"  # lanes chosen per layer by the compiler
 # Errors about the model itself, not one point: the same for every point, so explore stops on them.
 FATAL_ERRORS = ("ModelFormatError", "UnsupportedModelError")
+NIR_RESETS = ("zero", "subtract")
 
 
 @dataclass(frozen=True)
 class ExploreConfig:
-    """Everything ``snn2hw explore`` is asked to do; ``weight_bits`` None = the model's own (float: 8)."""
+    """Everything ``snn2hw explore`` is asked to do; ``weight_bits`` None = the model's own (float: 8).
+    ``nir_dt`` and ``reset`` (None: zero) apply to NIR models, as for ``snn2hw compile``."""
 
     model: str
     outdir: str
@@ -58,6 +61,8 @@ class ExploreConfig:
     jobs: int = 1
     build: bool = True
     cache_dir: str | None = None
+    nir_dt: float = DEFAULT_NIR_DT
+    reset: str | None = None
 
     @property
     def cache_path(self) -> Path:
@@ -71,6 +76,10 @@ class ExploreConfig:
             raise Snn2hwError(f"--lanes must be a list of 'auto' and integers >= 1, got {list(self.lanes)}")
         if any(bits is not None and bits < 2 for bits in self.weight_bits):
             raise Snn2hwError(f"--weight-bits must be integers >= 2, got {list(self.weight_bits)}")
+        if not (isinstance(self.nir_dt, (int, float)) and 0 < self.nir_dt < float("inf")):
+            raise Snn2hwError(f"--nir-dt must be a finite time step > 0, got {self.nir_dt}")
+        if self.reset not in (None, *NIR_RESETS):
+            raise Snn2hwError(f"--reset must be one of {', '.join(NIR_RESETS)}, got {self.reset!r}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,8 @@ class Point:
     timesteps: int
     state_bits: int
     build: bool
+    nir_dt: float
+    reset: str | None
     key: str
     directory: str
 
@@ -130,7 +141,8 @@ def evaluate_point(point: Point) -> dict:
     try:
         config = CompileConfig(model=point.model, outdir=str(design), board=point.board,
                                state_bits=point.state_bits, timesteps=point.timesteps, lanes=point.lanes,
-                               weight_bits=point.weight_bits, force=True)
+                               weight_bits=point.weight_bits, nir_dt=point.nir_dt, reset=point.reset,
+                               force=True)
         report = compile_model(config).report
         if point.build:
             report = build_outdir(design)
@@ -172,11 +184,13 @@ def _points(config: ExploreConfig) -> list[Point]:
     bits_order = sorted(set(config.weight_bits), key=lambda bits: (bits is not None, bits or 0))
     for lanes, bits in itertools.product(lanes_order, bits_order):
         options = {"lanes": lanes, "weight_bits": bits, "timesteps": config.timesteps,
-                   "state_bits": config.state_bits, "build": config.build}
+                   "state_bits": config.state_bits, "build": config.build, "nir_dt": config.nir_dt,
+                   "reset": config.reset}
         key = point_key(digest, board_text, options)
         points.append(Point(model=str(Path(config.model).resolve()), board=board.name, lanes=lanes,
                             weight_bits=bits, timesteps=config.timesteps, state_bits=config.state_bits,
-                            build=config.build, key=key, directory=str(config.cache_path.resolve() / key[:16])))
+                            build=config.build, nir_dt=config.nir_dt, reset=config.reset, key=key,
+                            directory=str(config.cache_path.resolve() / key[:16])))
     return points
 
 
@@ -238,7 +252,7 @@ def explore(config: ExploreConfig, progress: Callable[[str, int], None] = lambda
         row["pareto"] = on_front
     result = {"snn2hw_version": __version__, "model": Path(config.model).name, "board": board.name,
               "built": config.build, "timesteps": config.timesteps, "state_bits": config.state_bits,
-              "objectives": objectives, "cache_dir": str(config.cache_path), "points": rows,
+              **_nir_options(config), "objectives": objectives, "cache_dir": str(config.cache_path), "points": rows,
               "time_s": round(time.perf_counter() - started, 2)}
     outdir = Path(config.outdir)
     try:
@@ -248,6 +262,13 @@ def explore(config: ExploreConfig, progress: Callable[[str, int], None] = lambda
     write_text_atomically(outdir / EXPLORE_FILE, json.dumps(result, indent=2) + "\n")
     write_text_atomically(outdir / PLOT_FILE, plots.svg(plots.design_space(result)))
     return result
+
+
+def _nir_options(config: ExploreConfig) -> dict:
+    """``nir_dt`` and ``reset`` as the compiler used them for a NIR model; both None for other formats."""
+    if Path(config.model).suffix.lower() != ".nir":
+        return {"nir_dt": None, "reset": None}
+    return {"nir_dt": config.nir_dt, "reset": config.reset or NIR_RESETS[0]}
 
 
 def _lanes_label(row: dict) -> str | int:

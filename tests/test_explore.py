@@ -1,15 +1,18 @@
-"""snn2hw explore: Pareto front, cache keys, refused points listed, lanes chosen by the compiler (auto), one
-real build served from the cache."""
+"""snn2hw explore: Pareto front, cache keys, refused points listed, lanes chosen by the compiler (auto), a NIR
+model's time step and reset, one real build served from the cache."""
 
 import json
 import time
 
+import numpy as np
 import pytest
 
 from cli_helpers import run_cli
-from model_factory import make_sequential, save_state_dict
+from model_factory import export_nir, make_sequential, per_neuron_sequential, save_state_dict
+from snn2hw.backends.design import CompiledDesign
 from snn2hw.cli import build_parser
-from snn2hw.errors import ModelFormatError, Snn2hwError
+from snn2hw.errors import ModelFormatError, Snn2hwError, UnsupportedModelError
+from snn2hw.ir import Reset
 from snn2hw.explore import (AUTO, EXPLORE_FILE, PLOT_FILE, ExploreConfig, explore, explore_rows, pareto_front,
                             point_key)
 from snn2hw.pipeline import CompileConfig, compile_model
@@ -80,6 +83,45 @@ def test_lanes_from_the_command_line_take_auto(model, tmp_path):
     assert "integers or 'auto'" in run_cli(*args, "--lanes", "auto,fast", check=2).stderr
     with pytest.raises(Snn2hwError, match="--lanes"):
         explore(ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), lanes=("fast",), build=False))
+
+
+def test_nir_time_step_and_reset_reach_the_compiler_and_the_cache_key(tmp_path):
+    """snnTorch's export of beta 0.75 (tau = 4 dt at its dt = 1e-4): --nir-dt 2e-4 gives beta 1 - 2e-4/tau = 0.5 and
+    input scale r dt/tau = 2 (weights doubled); --reset subtract reaches every layer. A changed time step or reset
+    is a new point, the same ones are served from the cache."""
+    module = per_neuron_sequential([4, 6, 2], betas=0.75, thresholds=2.0, resets="subtract", seed=11)
+    model = export_nir(module, tmp_path / "m.nir")
+    chosen = json.loads(run_cli("explore", model, "--no-build", "--lanes", "2", "-o", tmp_path / "ex", "--timesteps", 6,
+                                "--json", "--nir-dt", "2e-4", "--reset", "subtract", check=0).stdout)
+    assert (chosen["nir_dt"], chosen["reset"]) == (2e-4, "subtract")
+
+    def point(dt, reset):
+        config = ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), lanes=(2,), timesteps=6,
+                               build=False, nir_dt=dt, reset=reset)
+        (row,) = explore(config)["points"]
+        assert row["status"] == "ok", row
+        return row
+
+    again, native, zero = point(2e-4, "subtract"), point(1e-4, "subtract"), point(2e-4, "zero")
+    assert again["cached"] and again["key"] == chosen["points"][0]["key"]
+    assert not native["cached"] and not zero["cached"]
+    assert len({chosen["points"][0]["key"], native["key"], zero["key"]}) == 3
+    weights = [module[i].weight.detach().numpy() for i in (0, 2)]
+    for row, beta, scale, reset in ((again, 0.5, 2, Reset.SUBTRACT), (native, 0.75, 1, Reset.SUBTRACT),
+                                    (zero, 0.5, 2, Reset.ZERO)):
+        layers = CompiledDesign.load(row["design"]).network.layers
+        assert [(layer.beta, layer.reset) for layer in layers] == [(beta, reset)] * 2
+        assert all(np.array_equal(layer.weight, scale * weight) for layer, weight in zip(layers, weights))
+
+
+def test_nir_options_are_checked(model, tmp_path):
+    with pytest.raises(Snn2hwError, match="--nir-dt"):
+        explore(ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), build=False, nir_dt=0.0))
+    with pytest.raises(Snn2hwError, match="--reset"):
+        explore(ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), build=False, reset="none"))
+    with pytest.raises(UnsupportedModelError, match="can only be chosen for a NIR model"):
+        explore(ExploreConfig(model=str(model), outdir=str(tmp_path / "ex"), lanes=(1,), build=False,
+                              reset="subtract"))
 
 
 def test_unreadable_model_and_bad_options_are_fatal(tmp_path):
