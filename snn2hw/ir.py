@@ -15,19 +15,22 @@ with v[-1] = 0 and s[-1] = 0 at the start of every inference::
     none:     u = floor(beta_q * v[t-1] / 2^F) + I[t]
     v[t] = clamp(u, -2^(B-1), 2^(B-1) - 1)
     s[t] = 1 if v[t] > theta else 0
+
+beta and theta are either one value for the whole layer or one per neuron (a 1-D array of n_out values, as
+snnTorch's ``Leaky`` takes tensors); every equation above then holds per neuron i with beta_q[i] and theta[i].
+A per-neuron array whose values are all equal is stored as that one scalar.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import QuantizationError
 
-__all__ = ["Reset", "SourceLayer", "SourceNetwork", "Layer", "Network"]
+__all__ = ["Reset", "SourceLayer", "SourceNetwork", "Layer", "Network", "json_value"]
 
 
 class Reset(enum.Enum):
@@ -70,6 +73,25 @@ class _Chain:
         return self.layers[-1].n_out
 
 
+def _per_neuron(values, n_out: int, dtype, what: str, layer: str):
+    """``values`` as a Python scalar (one value, or n_out equal ones) or a frozen 1-D ``dtype`` array of
+    ``n_out`` values."""
+    array = np.asarray(values)
+    if array.ndim > 1 or array.size not in (1, n_out):
+        raise QuantizationError(f"layer {layer!r}: {what} must be a scalar or {n_out} per-neuron values, got shape "
+                                f"{tuple(array.shape)}")
+    array = array.reshape(-1)
+    if array.dtype.kind not in "iub" and dtype is not np.float64:
+        floats = array.astype(np.float64)
+        if not np.all(floats == np.round(floats)):
+            raise QuantizationError(f"layer {layer!r}: integer {what} has non-integer values")
+    array = np.array(array, dtype=dtype, copy=True)   # non-finite floats are left to the caller's range check
+    array.setflags(write=False)
+    if np.all(array == array[0]):
+        return array[0].item()
+    return array
+
+
 def _frozen_array(values, dtype, what: str, layer: str) -> np.ndarray:
     array = np.array(values, dtype=dtype, copy=True)
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
@@ -84,14 +106,14 @@ class SourceLayer(_Dense):
     """A dense layer plus LIF neuron, as imported, in float (snnTorch semantics).
 
     ``weight`` is [n_out, n_in] like ``nn.Linear.weight``; ``bias`` is [n_out] (zeros when absent);
-    ``beta`` and ``threshold`` are scalars.
+    ``beta`` and ``threshold`` are each a float or a float64 array of n_out per-neuron values.
     """
 
     name: str
     weight: np.ndarray
     bias: np.ndarray
-    beta: float
-    threshold: float
+    beta: float | np.ndarray
+    threshold: float | np.ndarray
     reset: Reset
 
     def __post_init__(self):
@@ -103,11 +125,15 @@ class SourceLayer(_Dense):
         if bias.shape != (weight.shape[0],):
             raise QuantizationError(f"layer {self.name!r}: bias has shape {tuple(bias.shape)}, expected "
                                     f"({weight.shape[0]},)")
-        beta, threshold = float(self.beta), float(self.threshold)
-        if not math.isfinite(beta) or not 0.0 <= beta <= 1.0:
-            raise QuantizationError(f"layer {self.name!r}: beta {beta} is outside [0, 1]")
-        if not math.isfinite(threshold) or threshold <= 0.0:
-            raise QuantizationError(f"layer {self.name!r}: threshold {threshold} must be finite and > 0")
+        beta = _per_neuron(self.beta, weight.shape[0], np.float64, "beta", self.name)
+        threshold = _per_neuron(self.threshold, weight.shape[0], np.float64, "threshold", self.name)
+        bad = ~(np.isfinite(beta) & (beta >= 0.0) & (beta <= 1.0))
+        if np.any(bad):
+            raise QuantizationError(f"layer {self.name!r}: beta {_first_bad(beta, bad)} is outside [0, 1]")
+        bad = ~(np.isfinite(threshold) & (threshold > 0.0))
+        if np.any(bad):
+            raise QuantizationError(f"layer {self.name!r}: threshold {_first_bad(threshold, bad)} must be finite "
+                                    f"and > 0")
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "bias", bias)
         object.__setattr__(self, "beta", beta)
@@ -133,15 +159,16 @@ class Layer(_Dense):
     """A compiled integer layer; see the module docstring for its exact semantics.
 
     ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
-    ``threshold`` the integer theta > 0.
+    ``threshold`` the integer theta > 0; ``beta_q`` and ``threshold`` are each an int or an int64 array of
+    n_out per-neuron values (:attr:`per_neuron` says whether either is).
     """
 
     name: str
     weight: np.ndarray
     bias: np.ndarray
-    beta_q: int
+    beta_q: int | np.ndarray
     frac_bits: int
-    threshold: int
+    threshold: int | np.ndarray
     reset: Reset
 
     def __post_init__(self):
@@ -157,23 +184,38 @@ class Layer(_Dense):
             raise QuantizationError(f"layer {self.name!r}: bias shape {self.bias.shape} does not match weight")
         if not 0 <= self.frac_bits <= 24:
             raise QuantizationError(f"layer {self.name!r}: frac_bits {self.frac_bits} is outside [0, 24]")
-        if not 0 <= self.beta_q <= 1 << self.frac_bits:
-            raise QuantizationError(f"layer {self.name!r}: beta_q {self.beta_q} is outside [0, 2^{self.frac_bits}]")
-        if self.threshold <= 0:
-            raise QuantizationError(f"layer {self.name!r}: threshold {self.threshold} must be > 0")
-        object.__setattr__(self, "beta_q", int(self.beta_q))
+        beta_q = _per_neuron(self.beta_q, self.n_out, np.int64, "beta_q", self.name)
+        threshold = _per_neuron(self.threshold, self.n_out, np.int64, "threshold", self.name)
+        outside = (beta_q < 0) | (beta_q > 1 << self.frac_bits)
+        if np.any(outside):
+            raise QuantizationError(f"layer {self.name!r}: beta_q {_first_bad(beta_q, outside)} is outside "
+                                    f"[0, 2^{self.frac_bits}]")
+        if not np.all(threshold > 0):
+            raise QuantizationError(f"layer {self.name!r}: threshold {_first_bad(threshold, threshold <= 0)} "
+                                    f"must be > 0")
+        object.__setattr__(self, "beta_q", beta_q)
         object.__setattr__(self, "frac_bits", int(self.frac_bits))
-        object.__setattr__(self, "threshold", int(self.threshold))
+        object.__setattr__(self, "threshold", threshold)
 
     @property
-    def beta(self) -> float:
+    def beta(self) -> float | np.ndarray:
         return self.beta_q / (1 << self.frac_bits)
+
+    @property
+    def per_neuron(self) -> bool:
+        """Whether beta_q or threshold differs between neurons (is an array)."""
+        return isinstance(self.beta_q, np.ndarray) or isinstance(self.threshold, np.ndarray)
+
+    @property
+    def max_threshold(self) -> int:
+        """The largest theta of the layer's neurons."""
+        return int(np.max(self.threshold))
 
     def to_json(self) -> dict:
         return {
             "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
-            "beta_q": self.beta_q, "frac_bits": self.frac_bits, "beta": self.beta,
-            "threshold": self.threshold, "reset": self.reset.value,
+            "beta_q": json_value(self.beta_q), "frac_bits": self.frac_bits, "beta": json_value(self.beta),
+            "threshold": json_value(self.threshold), "reset": self.reset.value,
             "weight": self.weight.tolist(), "bias": self.bias.tolist(),
         }
 
@@ -217,6 +259,15 @@ class Network(_Chain):
             raise QuantizationError("not an snn2hw network description (missing format: snn2hw-network)")
         return cls(layers=tuple(Layer.from_json(layer) for layer in obj["layers"]),
                    state_bits=obj["state_bits"], metadata=obj.get("metadata", {}))
+
+
+def json_value(value: float | int | np.ndarray) -> float | int | list:
+    """A layer parameter (scalar or per-neuron array) as a JSON value: the scalar, or a list."""
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _first_bad(values, bad) -> float | int:
+    return np.asarray(values)[np.asarray(bad)].flat[0] if np.ndim(values) else values
 
 
 def _check_chain(layers) -> None:

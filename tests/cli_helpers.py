@@ -17,10 +17,15 @@ def run_cli(*args, check=None):
     return result
 
 
+def _as_int(value):
+    """An integer-valued parameter as an int, or a per-neuron list of ints (as reference_run takes it)."""
+    return np.asarray(value).astype(int).tolist()
+
+
 def reference_outputs(module, state_bits, spikes, frac_bits=8):
     """The contract evaluated on ``module``'s own parameters (integer-valued weights), [B, T, n_out]."""
     layers = [{"weight": layer.weight.astype(int).tolist(), "bias": layer.bias.astype(int).tolist(),
-               "beta_q": int(round(layer.beta * (1 << frac_bits))), "frac_bits": frac_bits,
-               "threshold": int(layer.threshold), "reset": layer.reset.value}
+               "beta_q": _as_int(np.round(layer.beta * (1 << frac_bits))), "frac_bits": frac_bits,
+               "threshold": _as_int(layer.threshold), "reset": layer.reset.value}
               for layer in expected_layers(module)]
     return np.array([reference_run(layers, state_bits, sample) for sample in spikes], np.uint8)

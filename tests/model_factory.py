@@ -161,9 +161,15 @@ class ExpectedLayer:
 
     weight: np.ndarray
     bias: np.ndarray
-    beta: float
-    threshold: float
+    beta: float | np.ndarray
+    threshold: float | np.ndarray
     reset: Reset
+
+
+def _leaky_value(tensor: torch.Tensor) -> float | np.ndarray:
+    """A Leaky parameter as the IR holds it: one float when its elements are equal, else the per-neuron array."""
+    flat = tensor.detach().double().reshape(-1).numpy()
+    return float(flat[0]) if np.all(flat == flat[0]) else flat
 
 
 def expected_layers(module: nn.Module) -> list[ExpectedLayer]:
@@ -175,8 +181,8 @@ def expected_layers(module: nn.Module) -> list[ExpectedLayer]:
     for fc, lif in zip(linears, leakys):
         weight = fc.weight.detach().double().numpy()
         bias = fc.bias.detach().double().numpy() if fc.bias is not None else np.zeros(weight.shape[0])
-        layers.append(ExpectedLayer(weight=weight, bias=bias, beta=float(lif.beta.detach().reshape(-1)[0]),
-                                    threshold=float(lif.threshold.detach().reshape(-1)[0]),
+        layers.append(ExpectedLayer(weight=weight, bias=bias, beta=_leaky_value(lif.beta),
+                                    threshold=_leaky_value(lif.threshold),
                                     reset=Reset.from_snntorch_val(int(lif.reset_mechanism_val))))
     return layers
 
@@ -188,6 +194,7 @@ def assert_imported(network: SourceNetwork, module: nn.Module) -> None:
     for layer, want in zip(network.layers, expected):
         assert np.array_equal(layer.weight, want.weight), f"{layer.name}: weight differs"
         assert np.array_equal(layer.bias, want.bias), f"{layer.name}: bias differs"
-        assert layer.beta == want.beta, f"{layer.name}: beta {layer.beta} != {want.beta}"
-        assert layer.threshold == want.threshold, f"{layer.name}: threshold {layer.threshold} != {want.threshold}"
+        assert np.array_equal(layer.beta, want.beta), f"{layer.name}: beta {layer.beta} != {want.beta}"
+        assert np.array_equal(layer.threshold, want.threshold), \
+            f"{layer.name}: threshold {layer.threshold} != {want.threshold}"
         assert layer.reset is want.reset, f"{layer.name}: reset {layer.reset} != {want.reset}"

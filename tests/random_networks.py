@@ -5,7 +5,11 @@ import numpy as np
 from snn2hw.ir import Layer, Network, Reset
 
 
-def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=None) -> Network:
+BETAS_Q = [0, 1, 128, 200, 240, 255, 256]     # beta_q at frac_bits 8
+
+
+def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=None, per_neuron=False) -> Network:
+    """A random integer network; ``per_neuron``: every layer draws one beta_q and threshold per neuron."""
     rng = np.random.default_rng(seed)
     if sizes is None:
         sizes = [int(rng.integers(1, 12)) for _ in range(int(rng.integers(2, 5)))]
@@ -16,8 +20,9 @@ def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=
             name=f"fc{index + 1}",
             weight=rng.integers(-weight_range, weight_range + 1, (n_out, n_in)),
             bias=rng.integers(-4, 5, n_out) if with_bias else np.zeros(n_out, np.int64),
-            beta_q=int(rng.choice([0, 1, 128, 200, 240, 255, 256])), frac_bits=8,
-            threshold=int(rng.integers(1, 12)), reset=list(Reset)[int(rng.integers(0, 3))]))
+            beta_q=rng.choice(BETAS_Q, n_out) if per_neuron else int(rng.choice(BETAS_Q)), frac_bits=8,
+            threshold=rng.integers(1, 12, n_out) if per_neuron else int(rng.integers(1, 12)),
+            reset=list(Reset)[int(rng.integers(0, 3))]))
     bits = state_bits if state_bits is not None else int(rng.choice([4, 6, 8, 12, 16]))
     return Network(layers=tuple(layers), state_bits=bits)
 

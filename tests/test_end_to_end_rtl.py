@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from snn2hw.backends.design import CompiledDesign
 from snn2hw.backends.verilog import emit_verilog
@@ -23,6 +24,10 @@ CASES = {
                                      "legacy", 4),
     "state-dict-sequential-mixed": (make_sequential, [5, 10, 4], [0.5, 0.0], [2.0, 1.0], ["subtract", "zero"],
                                     True, 6, "state_dict", 2),
+    "state-dict-per-neuron": (make_sequential, [6, 7, 3],
+                              [torch.tensor([0.5, 0.875, 1.0, 0.0, 0.75, 0.25, 0.9375]), torch.tensor([1.0, 0.5, 0.0])],
+                              [torch.tensor([1.0, 2.0, 3.0, 4.0, 2.0, 1.0, 5.0]), 2.0], ["subtract", "none"], True, 8,
+                              "state_dict", 3),
 }
 
 

@@ -6,6 +6,7 @@ import snntorch as snn
 from snn2hw import golden
 from snn2hw.errors import QuantizationError
 from snn2hw.ir import Layer, Network, Reset, SourceLayer, SourceNetwork
+from snn2hw.passes.quantize import quantize
 
 from random_networks import random_network, random_spikes
 from reference_lif import reference_run
@@ -14,6 +15,16 @@ from reference_lif import reference_run
 @pytest.mark.parametrize("seed", range(25))
 def test_golden_matches_independent_reference(seed):
     network = random_network(seed)
+    spikes = random_spikes(seed, 3, 9, network.n_in)
+    expected = [reference_run([layer.to_json() for layer in network.layers], network.state_bits, sample)
+                for sample in spikes]
+    assert np.array_equal(golden.run(network, spikes).output, np.array(expected, np.uint8))
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_golden_matches_independent_reference_per_neuron(seed):
+    network = random_network(seed, per_neuron=True)
+    assert any(layer.per_neuron for layer in network.layers)
     spikes = random_spikes(seed, 3, 9, network.n_in)
     expected = [reference_run([layer.to_json() for layer in network.layers], network.state_bits, sample)
                 for sample in spikes]
@@ -51,16 +62,23 @@ def test_inputs_are_checked():
         golden.run(network, np.full((2, 3), 2))
 
 
+def _leaky_param(value):
+    """A Leaky parameter: a float, or a float32 tensor for per-neuron values."""
+    return torch.tensor(value, dtype=torch.float32) if np.ndim(value) else float(value)
+
+
 def _snntorch_run(weights, biases, beta, thresholds, reset, spikes):
-    """Run a float32 snnTorch Linear+Leaky stack over spikes [B, T, n_in]."""
+    """Run a float32 snnTorch Linear+Leaky stack over spikes [B, T, n_in]; ``beta`` is one value for all
+    layers or a list of per-layer values, each value (and threshold) a number or per-neuron array."""
+    betas = beta if isinstance(beta, list) else [beta] * len(weights)
     linears, leaks = [], []
-    for w, b, thr in zip(weights, biases, thresholds):
+    for w, b, layer_beta, thr in zip(weights, biases, betas, thresholds):
         fc = torch.nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
             fc.weight.copy_(torch.tensor(w, dtype=torch.float32))
             fc.bias.copy_(torch.tensor(b, dtype=torch.float32))
         linears.append(fc)
-        leaks.append(snn.Leaky(beta=beta, threshold=float(thr), reset_mechanism=reset))
+        leaks.append(snn.Leaky(beta=_leaky_param(layer_beta), threshold=_leaky_param(thr), reset_mechanism=reset))
     x = torch.tensor(spikes, dtype=torch.float32)
     mems = [torch.zeros(x.shape[0], w.shape[0]) for w in weights]
     out = []
@@ -91,6 +109,26 @@ def test_golden_equals_snntorch_exactly_for_beta_0_and_1(beta, reset):
     assert np.array_equal(golden.run_float(source, spikes).output, expected)
 
 
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_golden_equals_snntorch_exactly_per_neuron(reset):
+    # Per-neuron beta in {0, 1/2, 1} and thresholds; beta 1/2 is exact while membranes stay even, so the
+    # weights, biases and thresholds are even.
+    rng = np.random.default_rng(11)
+    weights = [2 * rng.integers(-3, 4, (8, 6)), 2 * rng.integers(-3, 4, (3, 8))]
+    biases = [2 * rng.integers(-1, 2, 8), 2 * rng.integers(-1, 2, 3)]
+    betas = [rng.choice([0.0, 1.0], 8), np.array([1.0, 0.0, 1.0])]
+    thresholds = [2 * rng.integers(1, 4, 8), np.array([2, 4, 6])]
+    spikes = (rng.random((16, 20, 6)) < 0.5).astype(np.uint8)
+    source = SourceNetwork(tuple(SourceLayer(f"fc{i}", *params, Reset(reset))
+                                 for i, params in enumerate(zip(weights, biases, betas, thresholds))))
+    network, report = quantize(source, state_bits=32)
+    assert report.exact and all(layer.per_neuron for layer in network.layers)
+    expected = _snntorch_run(weights, biases, betas, thresholds, reset, spikes)
+    assert expected.any() and not expected.all()
+    assert np.array_equal(golden.run(network, spikes).output, expected)
+    assert np.array_equal(golden.run_float(source, spikes).output, expected)
+
+
 def test_documented_rounding_against_snntorch_for_fractional_beta():
     # With beta = 0.5, snnTorch keeps fractions; the contract floors them. They agree while every
     # membrane stays even, e.g. with even weights and an even start.
@@ -113,3 +151,29 @@ def test_synaptic_currents_are_exact_in_the_cheapest_exact_precision(row_abs_sum
     expected = [[[sum(w for w, on in zip(row, step) if on) + b for row, b in zip(weight.tolist(), (5, -5))]
                  for step in sample] for sample in x.tolist()]
     assert golden._synaptic_currents(layer, x).tolist() == expected
+
+
+def test_per_neuron_network_json_round_trip_keeps_arrays_and_scalars():
+    import json
+    network = random_network(3, sizes=[4, 6, 1], per_neuron=True)
+    text = json.dumps(network.to_json())
+    again = Network.from_json(json.loads(text))
+    first, last = again.layers
+    assert first.per_neuron and isinstance(first.threshold, np.ndarray)
+    assert np.array_equal(first.threshold, network.layers[0].threshold)
+    assert np.array_equal(first.beta_q, network.layers[0].beta_q)
+    assert isinstance(last.threshold, int) and isinstance(last.beta_q, int)  # one neuron: scalars
+    assert json.loads(text)["layers"][1]["threshold"] == last.threshold
+    spikes = random_spikes(3, 2, 5, 4)
+    assert np.array_equal(golden.run(again, spikes).output, golden.run(network, spikes).output)
+
+
+@pytest.mark.parametrize("beta_q, threshold, message", [
+    ([1, 2], 3, r"beta_q must be a scalar or 3 per-neuron values, got shape \(2,\)"),
+    ([1, 2, 300], 3, r"beta_q 300 is outside \[0, 2\^8\]"),
+    (1, [1, 0, 2], "threshold 0 must be > 0"),
+    (1, [1.5, 1, 2], "integer threshold has non-integer values"),
+])
+def test_per_neuron_parameters_are_validated(beta_q, threshold, message):
+    with pytest.raises(QuantizationError, match=message):
+        Layer("fc", np.ones((3, 2)), np.zeros(3), beta_q, 8, threshold, Reset.SUBTRACT)

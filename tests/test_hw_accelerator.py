@@ -23,6 +23,28 @@ def test_random_networks_bit_exact_and_cycles_as_modelled(seed, lanes):
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_per_neuron_beta_and_threshold_bit_exact_and_cycles_as_modelled(seed, lanes):
+    network = random_network(seed, per_neuron=True)
+    mappings = map_network(network, lanes)
+    spikes = random_spikes(seed, 3, 6, network.n_in)
+    trace = golden.run(network, spikes)
+    results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+
+
+def test_per_neuron_saturating_network_with_thresholds_above_the_state_maximum():
+    network = random_network(7, sizes=[5, 9, 6], state_bits=4, weight_range=15, per_neuron=True)
+    assert any(np.max(layer.threshold) > network.state_max for layer in network.layers)
+    spikes = np.ones((2, 8, 5), np.uint8)
+    trace = golden.run(network, spikes)
+    assert trace.output.any()
+    results = simulate_amaranth(network, map_network(network, 4), spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+
+
 def test_saturating_network_with_output_spikes():
     network = random_network(3, sizes=[5, 7, 4], state_bits=5, weight_range=15)
     spikes = np.ones((2, 8, 5), np.uint8)

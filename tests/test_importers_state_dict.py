@@ -93,13 +93,24 @@ def test_uniform_beta_tensor_accepted(tmp_path):
     assert load_state_dict(path).layers[0].beta == 0.375
 
 
+@pytest.mark.parametrize("reset", RESETS)
+def test_per_neuron_beta_and_threshold_imported_exactly(tmp_path, reset):
+    module = make_sequential([4, 3, 2], betas=[torch.tensor([0.25, 0.5, 0.75]), 0.5],
+                             thresholds=[torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.5, 1.5])], resets=reset)
+    network = load_state_dict(save_state_dict(module, tmp_path / "model.pt"))
+    assert_imported(network, module)
+    assert network.layers[0].beta.tolist() == [0.25, 0.5, 0.75] and network.layers[1].beta == 0.5
+    assert network.layers[1].threshold.tolist() == [0.5, 1.5]
+
+
 # --- semantics that need a clear refusal ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("key, what", [("1.beta", "beta"), ("1.threshold", "threshold")])
-def test_per_neuron_parameter_rejected(tmp_path, key, what):
+def test_parameter_with_neither_one_nor_n_out_values_rejected(tmp_path, key, what):
     path = _edited(make_sequential([4, 3]), tmp_path / "model.pt",
-                   lambda state: state.update({key: torch.tensor([0.25, 0.5, 0.75])}))
-    assert_import_fails(UnsupportedModelError, path, "'layer0'", f"per-neuron {what} is not supported yet")
+                   lambda state: state.update({key: torch.tensor([0.25, 0.5])}))
+    assert_import_fails(UnsupportedModelError, path, "'layer0'", f"{what} has 2 elements; expected 1 or one per "
+                        f"neuron (3)")
 
 
 def test_graded_spikes_factor_must_be_one(tmp_path):

@@ -63,3 +63,16 @@ def test_spram_placement_is_validated():
         dataclasses.replace(mapping, spram_lanes=3)
     with pytest.raises(QuantizationError, match="exceed one SPRAM"):
         dataclasses.replace(mapping, n_in=20000, spram_lanes=1)
+
+
+def test_per_neuron_parameters_get_roms_and_the_membrane_holds_the_largest_threshold():
+    network = random_network(2, sizes=[4, 7], state_bits=8, per_neuron=True)
+    layer = network.layers[0]
+    mapping = map_layer(layer, 3)
+    assert mapping.threshold_bits == int(layer.threshold.max()).bit_length()
+    assert mapping.beta_bits == int(layer.beta_q.max()).bit_length()
+    assert mapping.membrane_bits(8, layer.threshold) == mapping.membrane_bits(8, int(layer.threshold.max()))
+    words = mapping.group_words(layer.threshold)
+    assert words[0] == layer.threshold[:3].tolist() and words[2] == [layer.threshold[6], 0, 0]
+    scalar = map_layer(random_network(2, sizes=[4, 7], state_bits=8).layers[0], 3)
+    assert (scalar.threshold_bits, scalar.beta_bits) == (0, 0) and "beta_bits" not in scalar.to_json()

@@ -154,3 +154,44 @@ def test_integer_weights_too_wide_for_weight_bits_are_refused():
 
 def test_signed_bits():
     assert [signed_bits(np.array(v)) for v in ([0], [-1], [1], [-8, 7], [8], [-1, 1])] == [1, 1, 2, 4, 5, 2]
+
+
+def _per_neuron_source(integer: bool) -> SourceNetwork:
+    rng = np.random.default_rng(4)
+    weight = rng.integers(-7, 8, (5, 3)).astype(float)
+    scale = 1.0 if integer else 0.037
+    return SourceNetwork((SourceLayer("fc1", weight * scale, rng.integers(-2, 3, 5) * scale,
+                                      [0.5, 0.75, 1.0, 0.0, 0.5], np.array([3.0, 1.0, 5.0, 2.0, 4.0]) * scale,
+                                      Reset.SUBTRACT),))
+
+
+def test_per_neuron_integer_model_compiles_exactly_element_by_element():
+    source = _per_neuron_source(integer=True)
+    network, report = quantize(source)
+    layer = network.layers[0]
+    assert report.exact and report.beta_frac_bits == 8 and layer.per_neuron
+    assert layer.beta_q.tolist() == [128, 192, 256, 0, 128] and layer.threshold.tolist() == [3, 1, 5, 2, 4]
+
+
+def test_per_neuron_float_model_scales_every_threshold_by_the_layer_scale():
+    network, report = quantize(_per_neuron_source(integer=False), weight_bits=4)
+    scale = report.scales["fc1"]
+    expected = np.maximum(1, np.round(np.array([3.0, 1.0, 5.0, 2.0, 4.0]) * 0.037 * scale))
+    assert network.layers[0].threshold.tolist() == expected.tolist()
+
+
+def test_per_neuron_betas_choose_one_frac_bits_and_rounding_is_counted():
+    source = SourceNetwork((SourceLayer("fc1", np.eye(3), np.zeros(3), [0.5, 1 / 1024, 0.9], 1.0,
+                                        Reset.SUBTRACT),))
+    network, report = quantize(source)
+    assert report.beta_frac_bits == 16 and not report.exact
+    assert network.layers[0].beta_q.tolist() == [32768, 64, round(0.9 * 65536)]
+    assert report.notes == ("layer 'fc1': 1 of 3 per-neuron betas rounded to multiples of 2^-16",)
+
+
+def test_equal_per_neuron_values_are_the_scalar_model():
+    uniform = SourceNetwork((SourceLayer("fc1", np.eye(3), np.zeros(3), [0.5] * 3, np.full(3, 2.0),
+                                         Reset.ZERO),))
+    layer = quantize(uniform)[0].layers[0]
+    assert layer.beta_q == 128 and layer.threshold == 2 and not layer.per_neuron
+    assert isinstance(layer.beta_q, int) and isinstance(layer.threshold, int)

@@ -104,16 +104,18 @@ def spike_raster(names: list[str], rasters: list[np.ndarray]) -> Figure:
     return figure
 
 
-def membrane_traces(names: list[str], membranes: list[np.ndarray], thresholds: list[float],
+def membrane_traces(names: list[str], membranes: list[np.ndarray], thresholds: list,
                     neurons: int = 6) -> Figure:
-    """Per layer, the membranes [T, n] of its first ``neurons`` neurons, with the threshold dashed."""
+    """Per layer, the membranes [T, n] of its first ``neurons`` neurons, with the threshold dashed (one
+    line per distinct threshold of the neurons shown when a layer has per-neuron thresholds)."""
     figure = _figure(7.0, 1.8 * len(membranes) + 0.4)
     panels = figure.subplots(len(membranes), 1, sharex=True, squeeze=False)[:, 0]
     for axes, name, membrane, threshold in zip(panels, names, membranes, thresholds):
         shown = min(neurons, membrane.shape[1])
         for neuron in range(shown):
             axes.step(np.arange(membrane.shape[0]), membrane[:, neuron], where="post", label=f"{neuron}", lw=1)
-        axes.axhline(threshold, color="black", ls="--", lw=0.8)
+        for level in np.unique(np.broadcast_to(threshold, membrane.shape[1:])[:shown]):
+            axes.axhline(level, color="black", ls="--", lw=0.8)
         axes.set_ylabel(f"{name}\nmembrane")
         axes.legend(title="neuron", fontsize=7, title_fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5),
                     frameon=False)

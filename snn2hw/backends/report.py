@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Network
+from ..ir import Network, json_value
 from ..passes.mapping import LayerMapping
 from .boards import Board
 from .cycle_model import batch_cycles, inference_cycles
@@ -48,8 +48,8 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
                        "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
                        "spram_lanes": mapping.spram_lanes, "groups": mapping.groups, "acc_bits": mapping.acc_bits,
-                       "membrane_bits": width, "reset": layer.reset.value, "beta": layer.beta,
-                       "threshold": layer.threshold,
+                       "membrane_bits": width, "reset": layer.reset.value, "beta": json_value(layer.beta),
+                       "threshold": json_value(layer.threshold),
                        "memories": {memory.name: {"width": memory.width, "depth": memory.depth, "kind": memory.kind,
                                                   "blocks": memory.blocks} for memory in placed}})
     return {"board": board.name, "device": board.device,

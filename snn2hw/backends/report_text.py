@@ -6,9 +6,12 @@ __all__ = ["report_rows", "render_text", "render_markdown", "text_table", "fmt"]
 
 
 def fmt(value) -> str:
-    """A table cell: thousands separators, two decimals for floats, "-" for None."""
+    """A table cell: thousands separators, two decimals for floats, "-" for None, "lo..hi" for a list (a
+    per-neuron parameter)."""
     if value is None:
         return "-"
+    if isinstance(value, list) and value:
+        return f"{fmt(min(value))}..{fmt(max(value))}"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):

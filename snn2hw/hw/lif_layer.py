@@ -11,7 +11,9 @@ during integration that plus the current summed so far, so no separate accumulat
   (``u = m + b``, ``v = clamp(u)``, ``s = v > threshold``, ``m = floor(beta_q v / 2^F) - s threshold``
   or ``floor(beta_q (1 - s) v / 2^F)``, in three pipeline stages that overlap consecutive groups), which
   also writes the group's spike mask into one half of a double-buffered spike buffer; then one cycle to
-  hand the buffer to the emitter, as soon as it has finished the previous timestep's;
+  hand the buffer to the emitter, as soon as it has finished the previous timestep's; per-neuron thresholds
+  and betas come from ROMs read with the bias and travel along stages A and B (the leak is then a multiply
+  ``v * beta_q[i]`` instead of the constant shift-and-add), so the timing is the same;
 * the emitter, working alongside integration of the next timestep, reads the handed-over masks group
   by group (one cycle per group without spikes), sends one beat per spike (lowest neuron first) and then
   the end-of-timestep beat;
@@ -57,6 +59,7 @@ class DenseLIFLayer(wiring.Component):
         m = Module()
         layer, mp, lanes, groups = self.layer, self.mapping, self.mapping.lanes, self.mapping.groups
         width = mp.membrane_bits(self.state_bits, layer.threshold)
+        hi = (1 << (self.state_bits - 1)) - 1
 
         weights = WeightMemory(layer, mp, self.spram_primitive)
         m.submodules.membrane = membrane = memory.Memory(
@@ -67,6 +70,16 @@ class DenseLIFLayer(wiring.Component):
             m.submodules.bias = bias = memory.Memory(
                 shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
             bias_rd = bias.read_port()
+        a_width = max(width, mp.bias_bits) + 1
+        param_rds = {}     # per-neuron parameter -> the read port of its ROM
+        if mp.threshold_bits:
+            # A threshold >= the state maximum never fires (v <= hi); it is stored as the largest u in
+            # stage A's range so that `u > threshold` stays false. Only spikes subtract it.
+            never = (1 << (a_width - 1)) - 1
+            compared = [theta if theta < hi else never for theta in layer.threshold.tolist()]
+            param_rds["threshold"] = self._rom(m, "threshold", max(compared).bit_length(), compared)
+        if mp.beta_bits:
+            param_rds["beta_q"] = self._rom(m, "beta_q", mp.beta_bits, layer.beta_q.tolist())
 
         group = Signal(range(max(groups, 2)))
         last_group = group == groups - 1
@@ -92,18 +105,27 @@ class DenseLIFLayer(wiring.Component):
         # membrane, B saturates and decides the spike, C applies leak and reset for the next timestep and
         # writes back. Consecutive groups overlap.
         stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
-        a_regs = [Signal(signed(max(width, mp.bias_bits) + 1), name=f"a_u{k}") for k in range(lanes)]
+        a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
         b_regs = [(Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")) for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
-        for (v, spike), u in zip(b_regs, a_regs):
-            advance += self._saturate_and_fire(u, v, spike)
+        # Per lane, each per-neuron parameter as stage B ([0]) and stage C ([1]) see it; scalars are constants.
+        params = {"threshold": [(layer.threshold, layer.threshold)] * lanes, "beta_q": [(layer.beta_q, layer.beta_q)] * lanes}
+        for what, port in param_rds.items():
+            params[what] = []
+            for k in range(lanes):
+                a_reg, b_reg = (Signal.like(port.data[k], name=f"{stage}_{what}{k}") for stage in "ab")
+                advance += [a_reg.eq(port.data[k]), b_reg.eq(a_reg)]
+                params[what].append((a_reg, b_reg))
+        for k, ((v, spike), u) in enumerate(zip(b_regs, a_regs)):
+            advance += self._saturate_and_fire(u, v, spike, params["threshold"][k][0])
         next_membrane = Signal(data.ArrayLayout(signed(width), lanes))
         fired = Signal(lanes)
         for k, (v, spike) in enumerate(b_regs):
-            m.d.comb += [next_membrane[k].eq(self._leak_and_reset(v, spike)), fired[k].eq(spike)]
+            leaked = self._leak_and_reset(v, spike, params["beta_q"][k][1], params["threshold"][k][1])
+            m.d.comb += [next_membrane[k].eq(leaked), fired[k].eq(spike)]
 
         payload = self.i_events.payload
-        read_ports = [mem_rd] + ([bias_rd] if mp.has_bias else [])
+        read_ports = [mem_rd] + ([bias_rd] if mp.has_bias else []) + list(param_rds.values())
 
         def take_event():
             """Accept the offered event: integrate a spike's row, or start the fire pass on end-of-timestep."""
@@ -228,23 +250,32 @@ class DenseLIFLayer(wiring.Component):
                     m.d.sync += [full.eq(0), half.eq(~half)]
                     m.next = "IDLE"
 
-    def _saturate_and_fire(self, u, v, spike) -> list:
-        """``v = clamp(u)`` and ``spike = v > threshold`` (as ``u > threshold``: equivalent whenever the
-        threshold is below the state maximum; above it nothing fires)."""
-        lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
-        threshold = self.layer.threshold
-        return [v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), spike.eq((u > threshold) if threshold < hi else 0)]
+    def _rom(self, m: Module, name: str, bits: int, values: list[int]):
+        """A read port of a ROM of per-neuron ``values`` (unsigned ``bits``), one word of lanes per group."""
+        rom = memory.Memory(shape=data.ArrayLayout(bits, self.mapping.lanes), depth=self.mapping.groups,
+                            init=self.mapping.group_words(values))
+        m.submodules[name] = rom
+        return rom.read_port()
 
-    def _leak_and_reset(self, v, spike):
+    def _saturate_and_fire(self, u, v, spike, threshold) -> list:
+        """``v = clamp(u)`` and ``spike = v > threshold`` (as ``u > threshold``: equivalent whenever the
+        threshold is below the state maximum; above it nothing fires). ``threshold`` is an int or, per
+        neuron, a signal that already holds an unreachable value for such thresholds."""
+        lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
+        fires = (u > threshold) if not isinstance(threshold, int) or threshold < hi else 0
+        return [v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), spike.eq(fires)]
+
+    def _leak_and_reset(self, v, spike, beta_q, threshold):
         """The membrane the next timestep integrates onto: ``floor(beta_q * v / 2^F) - spike * threshold``
         (subtract), ``floor(beta_q * (1 - spike) * v / 2^F)`` (zero), ``floor(beta_q * v / 2^F)`` (none).
-        Padding lanes stay at 0."""
+        ``beta_q`` and ``threshold`` are ints (the layer's) or per-neuron signals. Padding lanes stay at 0."""
         layer = self.layer
-        decayed = shift_add_product(v, layer.beta_q) >> layer.frac_bits      # arithmetic shift: floor
+        product = shift_add_product(v, beta_q) if isinstance(beta_q, int) else v * beta_q
+        decayed = product >> layer.frac_bits      # arithmetic shift of a signed product: floor
         if layer.reset is Reset.ZERO:
             return Mux(spike, 0, decayed)
         if layer.reset is Reset.SUBTRACT:
-            return decayed - Mux(spike, layer.threshold, 0)
+            return decayed - Mux(spike, threshold, 0)
         return decayed
 
 

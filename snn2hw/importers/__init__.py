@@ -108,6 +108,21 @@ def scalar_param(values, what: str, layer: str) -> float:
     return float(flat[0])
 
 
+def neuron_param(values, n_out: int, what: str, layer: str) -> float | np.ndarray:
+    """A neuron parameter (beta, threshold) given as a scalar or a tensor of 1 or ``n_out`` (per-neuron) elements:
+    a float when all elements are equal, else a float64 array [n_out]. Another element count raises
+    UnsupportedModelError; NaN/Inf are returned as they are so that the IR rejects them with a QuantizationError.
+    """
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size not in (1, n_out):
+        raise UnsupportedModelError(f"layer {layer!r}: {what} has {flat.size} elements; expected 1 or one per "
+                                    f"neuron ({n_out})")
+    non_finite = flat[~np.isfinite(flat)]
+    if non_finite.size:
+        return float(non_finite[0])
+    return float(flat[0]) if np.all(flat == flat[0]) else flat
+
+
 def check_graded_spikes(values, layer: str) -> None:
     """Reject an snnTorch ``graded_spikes_factor`` other than 1 (spikes are single bits in hardware)."""
     factor = scalar_param(values, "graded_spikes_factor", layer)

@@ -5,8 +5,8 @@ Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn
 ``lif1``, ``fc2``, ``lif2``, ...). Keys are grouped by module prefix (the key up to its last ``.``):
 
 * an ``nn.Linear`` group holds a 2-D ``weight`` and an optional ``bias``;
-* an ``snn.Leaky`` group holds ``beta`` and ``threshold`` (scalars, or tensors whose elements are all equal, e.g.
-  a learned beta), an optional ``graded_spikes_factor`` (must be 1) and an optional ``reset_mechanism_val``
+* an ``snn.Leaky`` group holds ``beta`` and ``threshold`` (scalars, or tensors of one value per neuron, e.g.
+  ``snn.Leaky(beta=torch.tensor([...]))`` or a learned per-neuron beta), an optional ``graded_spikes_factor`` (must be 1) and an optional ``reset_mechanism_val``
   (0 subtract, 1 zero, 2 none; subtract when absent, as in snnTorch).
 
 A state dict holds no graph, so this importer ASSUMES that the layers run in key order, i.e. in the order the
@@ -27,7 +27,7 @@ import torch
 
 from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
-from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
+from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line, scalar_param
 
 __all__ = ["load_state_dict"]
 
@@ -132,8 +132,8 @@ def _layer(name: str, fc: dict[str, np.ndarray], lif: dict[str, np.ndarray]) -> 
     if "graded_spikes_factor" in lif:
         check_graded_spikes(lif["graded_spikes_factor"], name)
     return SourceLayer(name=name, weight=weight, bias=fc.get("bias", np.zeros(weight.shape[0])),
-                       beta=scalar_param(lif["beta"], "beta", name),
-                       threshold=scalar_param(lif["threshold"], "threshold", name),
+                       beta=neuron_param(lif["beta"], weight.shape[0], "beta", name),
+                       threshold=neuron_param(lif["threshold"], weight.shape[0], "threshold", name),
                        reset=_reset(lif.get("reset_mechanism_val"), name))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..ir import Network
 from .mapping import LayerMapping, ceil_div
 
-__all__ = ["Budget", "MemoryCost", "NetworkCost", "layer_memories", "network_cost", "block_rams",
+__all__ = ["Budget", "MemoryCost", "NetworkCost", "layer_memories", "network_cost", "block_rams", "per_neuron_logic",
            "DEFAULT_BLOCK_SHAPES"]
 
 DEFAULT_BLOCK_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))   # iCE40 SB_RAM40_4K [width, depth]
@@ -22,6 +22,11 @@ RAM_BIT_COST, ROM_BIT_COST = 1.0, 1 / 16
 LC_BASE = 450            # board top: UART, FIFOs' control, LEDs, handshakes
 LC_PER_LAYER = 150       # FSM, counters, event encoding
 LC_PER_LANE_BIT = 9      # per lane and membrane bit: integration adder, saturation, fire, leak, pipeline
+# Per-neuron beta / threshold (not calibrated on builds, an upper-end guess): per lane, two pipeline registers
+# per ROM bit (stages A and B carry them to the compare and the leak) and, for beta, a state_bits x beta_bits
+# multiply in logic at one cell per partial-product bit (fewer when Yosys maps it to an SB_MAC16).
+LC_PER_PARAM_BIT = 2
+LC_PER_PRODUCT_BIT = 1
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,17 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, shapes=DEFAULT_BLO
     memories.append(_place(name, "membrane", mapping.lanes * membrane_bits, mapping.groups, True, shapes))
     if mapping.has_bias:
         memories.append(_place(name, "bias", mapping.lanes * mapping.bias_bits, mapping.groups, False, shapes))
+    for rom, bits in (("threshold", mapping.threshold_bits), ("beta", mapping.beta_bits)):
+        if bits:
+            memories.append(_place(name, rom, mapping.lanes * bits, mapping.groups, False, shapes))
     return memories
+
+
+def per_neuron_logic(mapping: LayerMapping, state_bits: int) -> int:
+    """Logic cells of a layer's per-neuron beta / threshold datapath (0 for layer-wide parameters)."""
+    registers = LC_PER_PARAM_BIT * (mapping.threshold_bits + mapping.beta_bits)
+    product = LC_PER_PRODUCT_BIT * state_bits * mapping.beta_bits
+    return mapping.lanes * (registers + product)
 
 
 def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
@@ -97,6 +112,6 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
         width = mapping.membrane_bits(network.state_bits, layer.threshold)
         placed = layer_memories(mapping, width, shapes)
         memories += placed
-        logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width
+        logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
         logic += sum(memory.logic_cells for memory in placed)
     return NetworkCost(tuple(memories), logic)

@@ -8,7 +8,10 @@ with silent neurons whose weights and bias are 0). Memories, one word per group:
   (one crossbar row per presynaptic neuron j);
 * membrane: ``groups`` words of ``lanes`` x :meth:`LayerMapping.membrane_bits` (leaked and reset membrane
   plus the current W x[t] summed so far, see :mod:`snn2hw.hw.lif_layer`);
-* bias: ``groups`` words of ``lanes`` x ``bias_bits`` (absent when every bias is 0).
+* bias: ``groups`` words of ``lanes`` x ``bias_bits`` (absent when every bias is 0);
+* per-neuron parameters, read with the bias: thresholds, ``groups`` words of ``lanes`` x ``threshold_bits``
+  unsigned (absent, ``threshold_bits`` 0, when the layer has one threshold), and ``beta_q``, ``groups`` words
+  of ``lanes`` x ``beta_bits`` unsigned (absent when the layer has one beta). Padding lanes hold 0.
 
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
 (iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
@@ -50,6 +53,8 @@ class LayerMapping:
     bias_bits: int
     has_bias: bool
     spram_lanes: int = 0
+    threshold_bits: int = 0
+    beta_bits: int = 0
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.n_out:
@@ -91,12 +96,12 @@ class LayerMapping:
     def block_ram_lanes(self) -> int:
         return self.lanes - self.spram_lanes
 
-    def membrane_bits(self, state_bits: int, threshold: int) -> int:
-        """Width holding every membrane word: a leaked state in [-2^(B-1), 2^(B-1)), minus the threshold
-        after a spike, plus any current in the accumulator's range."""
+    def membrane_bits(self, state_bits: int, threshold: int | np.ndarray) -> int:
+        """Width holding every membrane word: a leaked state in [-2^(B-1), 2^(B-1)), minus the (largest)
+        threshold after a spike, plus any current in the accumulator's range."""
         acc_lo, acc_hi = -(1 << (self.acc_bits - 1)), (1 << (self.acc_bits - 1)) - 1
         state_lo, state_hi = -(1 << (state_bits - 1)), (1 << (state_bits - 1)) - 1
-        return signed_bits(np.array([state_lo - threshold + acc_lo, state_hi + acc_hi]))
+        return signed_bits(np.array([state_lo - int(np.max(threshold)) + acc_lo, state_hi + acc_hi]))
 
     def weight_matrix(self, layer: Layer) -> np.ndarray:
         """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j]."""
@@ -122,16 +127,22 @@ class LayerMapping:
         packed = (fields << (field * np.arange(per_column))).sum(axis=2)      # [address, column]
         return packed.T.reshape(-1).tolist()
 
-    def bias_words_init(self, layer: Layer) -> list[list[int]]:
+    def group_words(self, values) -> list[list[int]]:
+        """Per-neuron ``values`` [n_out] as ``groups`` words of ``lanes`` (padding lanes 0)."""
         padded = np.zeros(self.groups * self.lanes, dtype=np.int64)
-        padded[:self.n_out] = layer.bias
+        padded[:self.n_out] = values
         return padded.reshape(self.groups, self.lanes).tolist()
 
+    def bias_words_init(self, layer: Layer) -> list[list[int]]:
+        return self.group_words(layer.bias)
+
     def to_json(self) -> dict:
+        per_neuron = {key: bits for key, bits in (("threshold_bits", self.threshold_bits),
+                                                  ("beta_bits", self.beta_bits)) if bits}
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
                 "weight_memory_bits": self.weight_memory_bits, "spram_lanes": self.spram_lanes,
-                "spram_columns": self.spram_columns}
+                "spram_columns": self.spram_columns, **per_neuron}
 
 
 def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
@@ -147,7 +158,13 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
                         weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range),
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
-                        spram_lanes=min(spram_lanes, lanes))
+                        spram_lanes=min(spram_lanes, lanes), threshold_bits=_per_neuron_bits(layer.threshold),
+                        beta_bits=_per_neuron_bits(layer.beta_q))
+
+
+def _per_neuron_bits(values) -> int:
+    """Unsigned bits of a per-neuron parameter's ROM; 0 for a layer-wide scalar (a constant in the core)."""
+    return max(1, int(np.max(values)).bit_length()) if np.ndim(values) else 0
 
 
 def map_network(network: Network, lanes: int = 1) -> tuple[LayerMapping, ...]:

@@ -20,7 +20,8 @@ Two cases:
   threshold >= 2^(B-1) - 1 could never be exceeded, so it is refused with the layer's name.
 
 In both cases ``beta_q = round(beta * 2^F)``. F is ``beta_frac_bits`` when given, otherwise the smallest
-F >= 8 (up to 16) that represents every beta exactly, else 16 (the rounding is then reported).
+F >= 8 (up to 16) that represents every beta exactly, else 16 (the rounding is then reported). Per-neuron
+beta and theta (arrays) are rounded and scaled element by element, F is chosen over all of them.
 """
 
 from __future__ import annotations
@@ -84,13 +85,29 @@ def _choose_frac_bits(betas: list[float]) -> int:
     return MAX_AUTO_FRAC_BITS
 
 
-def _beta_q(layer: SourceLayer, beta_frac_bits: int) -> int:
-    return int(round(layer.beta * (1 << beta_frac_bits)))
+def _rounded(values) -> int | np.ndarray:
+    """round(values) (half to even, as Python's round) as an int, or an int64 array for an array."""
+    if np.ndim(values):
+        return np.round(values).astype(np.int64)
+    return int(round(values))
+
+
+def _beta_q(layer: SourceLayer, beta_frac_bits: int) -> int | np.ndarray:
+    return _rounded(layer.beta * (1 << beta_frac_bits))
+
+
+def _beta_note(layer: SourceLayer, beta_frac_bits: int) -> str:
+    if np.ndim(layer.beta):
+        scaled = layer.beta * (1 << beta_frac_bits)
+        count = int(np.count_nonzero(scaled != np.round(scaled)))
+        return (f"layer {layer.name!r}: {count} of {layer.n_out} per-neuron betas rounded to multiples of "
+                f"2^-{beta_frac_bits}")
+    return f"layer {layer.name!r}: beta {layer.beta} rounded to {_beta_q(layer, beta_frac_bits)}/2^{beta_frac_bits}"
 
 
 def _integer_layer(layer: SourceLayer, beta_frac_bits: int) -> Layer:
     return Layer(name=layer.name, weight=layer.weight, bias=layer.bias, beta_q=_beta_q(layer, beta_frac_bits),
-                 frac_bits=beta_frac_bits, threshold=int(layer.threshold), reset=layer.reset)
+                 frac_bits=beta_frac_bits, threshold=_rounded(layer.threshold), reset=layer.reset)
 
 
 def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, beta_frac_bits: int,
@@ -103,7 +120,7 @@ def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, 
                       weight=np.round(layer.weight * scale).astype(np.int64) << membrane_frac_bits,
                       bias=np.round(layer.bias * fine).astype(np.int64),
                       beta_q=_beta_q(layer, beta_frac_bits), frac_bits=beta_frac_bits,
-                      threshold=max(1, int(round(layer.threshold * fine))), reset=layer.reset)
+                      threshold=np.maximum(1, _rounded(layer.threshold * fine)), reset=layer.reset)
     _check_membrane_fit(quantized, state_bits, weight_bits, membrane_frac_bits)
     return quantized, fine
 
@@ -113,9 +130,9 @@ def _check_membrane_fit(layer: Layer, state_bits: int, weight_bits: int, membran
     top = (1 << (state_bits - 1)) - 1
     options = f"--weight-bits {weight_bits} --frac-bits {membrane_frac_bits}"
     advice = "lower --frac-bits or --weight-bits, or raise --state-bits"
-    if layer.threshold >= top:
-        raise QuantizationError(f"layer {layer.name!r}: scaled threshold {layer.threshold} ({options}) does not fit "
-                                f"below the {state_bits}-bit membrane's maximum {top}, so it could never spike; "
+    if layer.max_threshold >= top:
+        raise QuantizationError(f"layer {layer.name!r}: scaled threshold {layer.max_threshold} ({options}) does not "
+                                f"fit below the {state_bits}-bit membrane's maximum {top}, so it could never spike; "
                                 f"{advice}")
     peak = int(max(np.abs(layer.weight).max(), np.abs(layer.bias).max(initial=0)))
     if peak > top:
@@ -156,8 +173,8 @@ def quantize(source: SourceNetwork, *, state_bits: int = 16, weight_bits: int | 
     _check_options(weight_bits, beta_frac_bits, membrane_frac_bits)
     chosen_frac = beta_frac_bits if beta_frac_bits is not None else _choose_frac_bits(
         [layer.beta for layer in source.layers])
-    notes = [f"layer {layer.name!r}: beta {layer.beta} rounded to {_beta_q(layer, chosen_frac)}/2^{chosen_frac}"
-             for layer in source.layers if not _is_integer(layer.beta * (1 << chosen_frac))]
+    notes = [_beta_note(layer, chosen_frac) for layer in source.layers
+             if not _is_integer(layer.beta * (1 << chosen_frac))]
     integer_model = all(_is_integer(layer.weight) and _is_integer(layer.bias) and _is_integer(layer.threshold)
                         for layer in source.layers)
     scales = {}
