@@ -1,6 +1,11 @@
-"""The Verilator simulation program on a stand-in accelerator whose behaviour is known exactly: batches
-spanning several harness runs, cycle counts, the timeout boundary, malformed output and a stalled weight
-image load, each reported for the right sample."""
+"""The Verilator simulation top on a stand-in accelerator whose behaviour is known exactly, under both drivers
+(the standalone program and cocotb): batches spanning several harness runs, cycle counts, the timeout
+boundary, malformed output and a stalled weight image load, each reported for the right sample; the same
+results from either driver; waveforms; the templates as package data."""
+
+import fnmatch
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,12 +14,13 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from snn2hw.errors import ToolError
 from snn2hw.hw.accelerator import TOP_NAME
 from snn2hw.hw.events import event_stream
 from snn2hw.hw.weight_memory import load_stream
 from snn2hw.verify.beats import encode_batch
 from snn2hw.verify.harness import HarnessCapacity
-from snn2hw.verify.verilator import RtlSimulator
+from snn2hw.verify.verilator import DRIVERS, RtlSimulator, template
 
 N_IN, N_OUT, STEPS = 4, 3, 4
 STALL_WORD = 0xDEAD
@@ -51,11 +57,20 @@ class EchoAccelerator(wiring.Component):
 
 
 @pytest.fixture(scope="module")
-def echo(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("echo")
-    path = tmp / "echo.v"
+def echo_verilog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("echo") / "echo.v"
     path.write_text(verilog.convert(EchoAccelerator(), name=TOP_NAME, emit_src=False))
-    return lambda image=(1,): RtlSimulator(path, N_IN, N_OUT, tmp / ".sim", capacity=SMALL, image=list(image))
+    return path
+
+
+def _simulator(path, driver, image=(1,), waves=False):
+    return RtlSimulator(path, N_IN, N_OUT, path.parent / ".sim", capacity=SMALL, image=list(image), driver=driver,
+                        waves=waves)
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def echo(request, echo_verilog):
+    return lambda image=(1,): _simulator(echo_verilog, request.param, image)
 
 
 def _spikes(samples=11):
@@ -101,3 +116,37 @@ def test_malformed_output_is_named_with_its_sample(echo):
 def test_a_stalled_weight_image_load_times_out(echo):
     results, error = echo(image=[STALL_WORD]).run(_spikes(2), N_OUT, max_cycles=40)
     assert results == [] and error.startswith("sample 0: the SPRAM weight image load stalled")
+
+
+def test_both_drivers_give_the_same_cycles_and_rasters(echo_verilog):
+    spikes = _spikes()
+    spikes[9, 3, 2] = 1   # sample 9 hangs: the same error too
+    runs = [_simulator(echo_verilog, driver).run(spikes, N_OUT, max_cycles=40) for driver in DRIVERS]
+    (program, program_error), (cocotb, cocotb_error) = runs
+    assert program_error == cocotb_error == "sample 9: done did not rise within 40 cycles"
+    assert [r.cycles for r in program] == [r.cycles for r in cocotb] and len(program) == 9
+    assert all(np.array_equal(a.raster, b.raster) for a, b in zip(program, cocotb))
+
+
+def test_drivers_and_waves_have_their_own_build(echo_verilog):
+    builds = {_simulator(echo_verilog, driver, waves=waves).build_dir for driver in DRIVERS for waves in (False, True)}
+    assert len(builds) == 4
+    with pytest.raises(ToolError, match="unknown simulation driver 'icarus'"):
+        _simulator(echo_verilog, "icarus")
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_waveform_is_written(echo_verilog, driver, tmp_path):
+    vcd = tmp_path / "wave.vcd"
+    results, error = _simulator(echo_verilog, driver, waves=True).run(_spikes(2), N_OUT, 40, vcd_path=vcd)
+    assert error == "" and len(results) == 2
+    assert "$enddefinitions" in vcd.read_text() and "harness" in vcd.read_text()
+
+
+def test_the_templates_are_package_data():
+    """Read through importlib.resources and matched by pyproject's package-data globs (so a wheel has them)."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["snn2hw"]
+    for name in ("snn_sim_top.sv", "sim_main.cpp"):
+        assert template(name).startswith(b"//")
+        assert any(fnmatch.fnmatch(f"rtl_templates/{name}", pattern) for pattern in globs)

@@ -9,14 +9,15 @@ import numpy as np
 from ..backends.design import CompiledDesign
 from ..backends.sample_trace import SampleTrace, golden_sample
 from ..errors import Snn2hwError
-from .simulate import cycle_budget, rtl_simulator
+from .simulate import cached_rtl_simulator, cycle_budget
 
 __all__ = ["observed_sample"]
 
 
 def observed_sample(design: CompiledDesign, prefer_rtl: bool = True) -> SampleTrace:
     """:func:`golden_sample`, with the output spikes and cycles of an RTL simulation of the same stimulus
-    if ``prefer_rtl`` and the Verilator build in ``OUTDIR/.sim`` already exists (no new build is started).
+    if ``prefer_rtl`` and a Verilator build (``simulate``'s or ``verify``'s) in ``OUTDIR/.sim`` already
+    exists (no new build is started).
 
     Hidden layers and membranes are not visible at the accelerator's ports: they stay golden, and the
     note says so, and whether the RTL output equals the golden one.
@@ -25,8 +26,8 @@ def observed_sample(design: CompiledDesign, prefer_rtl: bool = True) -> SampleTr
     if not prefer_rtl:
         return sample
     try:
-        simulator = rtl_simulator(design, build=False)
-        if not simulator.built:
+        simulator = cached_rtl_simulator(design)
+        if simulator is None:
             return dataclasses.replace(sample, note=sample.note + " No cached Verilator build of this design "
                                        "(run snn2hw verify first to show an RTL simulation here).")
         results, error = simulator.run(sample.inputs[None], design.network.n_out,

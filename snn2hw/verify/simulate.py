@@ -1,4 +1,5 @@
-"""Simulate a compiled design on input spikes: the RTL (Verilog on disk, Verilator) or the golden model."""
+"""Simulate a compiled design on input spikes: the RTL (Verilog on disk, Verilator's standalone program of
+the simulation top, for throughput) or the golden model. ``verify`` runs the same top under cocotb."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from ..backends.cycle_model import batch_cycles, inference_cycles
 from ..backends.design import CompiledDesign
 from ..hw.accelerator import spram_image
 from ..errors import VerificationError
-from .verilator import RtlSimulator
+from .verilator import DRIVERS, RtlSimulator
 
-__all__ = ["SimulationResult", "simulate_design", "cycle_budget", "ENGINES"]
+__all__ = ["SimulationResult", "simulate_design", "cycle_budget", "rtl_simulator", "cached_rtl_simulator", "ENGINES"]
 
 ENGINES = ("rtl", "golden")
 
@@ -35,11 +36,23 @@ def cycle_budget(design: CompiledDesign, timesteps: int) -> int:
     return 2 * inference_cycles(design.mappings, busiest) + 100
 
 
-def rtl_simulator(design: CompiledDesign, waves: bool = False, build: bool = True) -> RtlSimulator:
-    """The design's Verilator simulator, cached in ``OUTDIR/.sim``; with ``build=False`` an uncached one is
-    not built (check ``.built``)."""
+def rtl_simulator(design: CompiledDesign, waves: bool = False, build: bool = True,
+                  driver: str = "program") -> RtlSimulator:
+    """The design's Verilator simulator for ``driver`` (see :data:`~snn2hw.verify.verilator.DRIVERS`),
+    cached in ``OUTDIR/.sim``; with ``build=False`` an uncached one is not built (check ``.built``)."""
     return RtlSimulator(design.verilog_path, design.network.n_in, design.network.n_out, design.path / ".sim",
-                        waves=waves, build=build, image=spram_image(design.network, design.mappings))
+                        waves=waves, build=build, image=spram_image(design.network, design.mappings),
+                        driver=driver)
+
+
+def cached_rtl_simulator(design: CompiledDesign) -> RtlSimulator | None:
+    """The design's simulator of whichever driver is already built (``simulate``'s program first, then
+    ``verify``'s cocotb build), or None; nothing is built."""
+    for driver in DRIVERS:
+        simulator = rtl_simulator(design, build=False, driver=driver)
+        if simulator.built:
+            return simulator
+    return None
 
 
 def simulate_design(design: CompiledDesign, inputs: np.ndarray, engine: str = "rtl",

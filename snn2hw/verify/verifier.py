@@ -1,5 +1,9 @@
 """``snn2hw verify``: drive the Verilog on disk with random and edge-case stimuli and compare every output
 spike with the golden model (exact equality). On a mismatch, report the first divergence and keep a VCD.
+
+The RTL runs in Verilator under cocotb (:data:`VERIFY_DRIVER`: the simulation top and harness of
+:mod:`snn2hw.verify.verilator`, clocked by the cocotb test :mod:`snn2hw.verify.cocotb_sim_tb` through
+``cocotb_tools.runner``), the waveforms too.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from ..errors import Snn2hwError
 from .simulate import cycle_budget, rtl_simulator
 
 __all__ = ["make_stimuli", "Divergence", "VerifyOutcome", "verify_design", "first_divergence",
-           "FAILURE_VCD"]
+           "FAILURE_VCD", "VERIFY_DRIVER"]
 
 FAILURE_VCD = "verify_failure.vcd"
+VERIFY_DRIVER = "cocotb"
 
 
 def make_stimuli(n_in: int, timesteps: int, samples: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -96,7 +101,7 @@ def first_divergence(expected: np.ndarray, got: np.ndarray, trace: golden.Trace,
 
 def _dump_vcd(design: CompiledDesign, spikes: np.ndarray, budget: int, path: Path) -> Path:
     """Simulate one sample [1, T, n_in] again on a traced build and keep its waveform at ``path``."""
-    rtl_simulator(design, waves=True).run(spikes, design.network.n_out, budget, vcd_path=path)
+    rtl_simulator(design, waves=True, driver=VERIFY_DRIVER).run(spikes, design.network.n_out, budget, vcd_path=path)
     return path
 
 
@@ -113,7 +118,7 @@ def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: boo
     outcome = VerifyOutcome(samples=samples, matched=0,
                             model_cycles=batch_cycles(design.network, design.mappings, spikes, trace))
     budget = cycle_budget(design, design.timesteps)
-    results, error = rtl_simulator(design).run(spikes, design.network.n_out, budget)
+    results, error = rtl_simulator(design, driver=VERIFY_DRIVER).run(spikes, design.network.n_out, budget)
     outcome.rtl_cycles = [result.cycles for result in results]
     got = np.zeros_like(trace.output)
     for index, result in enumerate(results):

