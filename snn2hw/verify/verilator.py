@@ -245,10 +245,10 @@ class RtlSimulator:
         status = 0
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                get_runner("verilator").test(test_module=COCOTB_TEST, hdl_toplevel=SIM_TOP, hdl_toplevel_lang="verilog",
-                                             build_dir=self.build_dir,
-                                             test_dir=tmp, plusargs=arguments, log_file=log,
-                                             extra_env={"COCOTB_LOG_LEVEL": "WARNING"})
+                get_runner("verilator").test(
+                    test_module=COCOTB_TEST, hdl_toplevel=SIM_TOP, hdl_toplevel_lang="verilog",
+                    build_dir=self.build_dir, test_dir=tmp, plusargs=arguments, log_file=log,
+                    extra_env={"COCOTB_LOG_LEVEL": "WARNING"})
         except SystemExit as exc:  # the runner exits with the simulator's status
             status = exc.code if isinstance(exc.code, int) and exc.code else 1
         except Exception:
