@@ -1,7 +1,7 @@
 """The examples run as tests, at reduced size: the shipped digits model through golden model and Verilator, the
 float digits model's fidelity at 8-bit weights, a short digits training run through export and exact
-compilation, the quickstart model, and the state_dict example (its shipped model in the golden model; a short
-training run through compile, verify and RTL)."""
+compilation, the quickstart model, and the state_dict and NIR examples (each: its shipped model in the golden
+model; a short training run through compile, verify and RTL)."""
 
 import importlib.util
 import json
@@ -125,3 +125,34 @@ def test_short_state_dict_training_runs_through_compile_verify_and_rtl(state_dic
     evaluation = example.evaluate(tmp_path / "out", model, rtl_samples=8)
     assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
     assert evaluation.float_accuracy == result.accuracy
+
+
+@pytest.fixture(scope="module")
+def nir_example():
+    return _load_example(EXAMPLES / "nir" / "nir_example.py")
+
+
+def test_shipped_nir_model_round_trips_and_keeps_its_accuracy_at_4_bits(nir_example, tmp_path):
+    example = nir_example
+    float_net = example.load_network()
+    assert_imported(load_model(example.MODEL, nir_dt=example.NIR_DT, reset=example.RESET), float_net)
+    example.compile_design(tmp_path / "out")
+    design = CompiledDesign.load(tmp_path / "out")
+    assert all(np.abs(layer.weight).max() <= 7 for layer in design.network.layers)
+    spikes, labels = example.held_out_split()
+    float_accuracy = example.accuracy(example.network_outputs(float_net, spikes), labels)
+    golden_accuracy = example.accuracy(golden.run(design.network, spikes).output, labels)
+    assert float_accuracy >= 0.95 and golden_accuracy >= 0.90
+
+
+def test_short_nir_training_runs_through_export_compile_and_rtl(nir_example, tmp_path):
+    """``all`` without its ``snn2hw verify`` step (the state_dict test runs that shared step): the RTL run of
+    ``evaluate`` is compared with the golden model too."""
+    example = nir_example
+    model = tmp_path / "model.nir"
+    result = example.train(model=model, epochs=1, train_samples=128)
+    assert_imported(load_model(model, reset="zero"), result.net)
+    example.compile_design(tmp_path / "out", model)
+    evaluation = example.evaluate(tmp_path / "out", model, rtl_samples=8)
+    assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
+    assert evaluation.float_accuracy == result.accuracy  # the network rebuilt from the file is the trained one

@@ -5,7 +5,8 @@ The network is ``nn.Sequential(nn.Linear(32, 24), snn.Leaky, nn.Linear(24, 4), s
 on a synthetic task: four classes, each a fixed vector of 32 firing probabilities, and a sample is Bernoulli
 spikes drawn at its class's probabilities for 20 timesteps. Its weights stay float; ``snn2hw compile
 --weight-bits 4`` quantizes them (post-training), and the script compares the float network's accuracy with
-the golden model's and the RTL's.
+the golden model's and the RTL's. Task, training and evaluation are shared with the NIR example
+(``examples/synthetic_task.py``).
 
     python examples/state_dict/state_dict.py all out/state_dict   # compile model.pt, verify, evaluate
     python examples/state_dict/state_dict.py evaluate out/state_dict
@@ -14,107 +15,22 @@ the golden model's and the RTL's.
 
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import snntorch as snn
 import torch
-import torch.nn.functional as F
-from snntorch import surrogate, utils
 from torch import nn
 
-from snn2hw import golden
-from snn2hw.backends.design import CompiledDesign
-from snn2hw.verify.simulate import simulate_design
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # examples/: the task shared with examples/nir
+from synthetic_task import (Example, accuracy, held_out_split, make_network, network_outputs,  # noqa: E402
+                            verify_design)
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model.pt"          # torch.save(net.state_dict(), MODEL)
-SIZES = (32, 24, 4)
-BETA = 0.875                       # 224 / 2^8: the compiler represents it exactly
-TIMESTEPS = 20
-WEIGHT_BITS = 4
-SEED = 0
 
 
-def prototypes(seed: int = SEED) -> np.ndarray:
-    """The task: one vector of firing probabilities in [0.1, 0.3] per class, float32 [classes, inputs]."""
-    return np.random.default_rng(seed).uniform(0.1, 0.3, (SIZES[-1], SIZES[0])).astype(np.float32)
-
-
-def make_split(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``samples`` labelled samples, balanced over the classes: 0/1 uint8 spikes [samples, TIMESTEPS, inputs]
-    drawn at the class's probabilities, and the labels; the same seed gives the same split."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(samples) % SIZES[-1]
-    rates = prototypes()[labels]
-    return (rng.random((samples, TIMESTEPS, SIZES[0])) < rates[:, None, :]).astype(np.uint8), labels
-
-
-def held_out_split() -> tuple[np.ndarray, np.ndarray]:
-    return make_split(400, SEED + 1)
-
-
-def predict(output_spikes: np.ndarray) -> np.ndarray:
-    """Class = the output neuron with the most spikes over [B, T, n_out]; ties go to the lowest index."""
-    return np.argmax(np.asarray(output_spikes).sum(axis=1), axis=1)
-
-
-def accuracy(output_spikes: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(predict(output_spikes) == labels))
-
-
-def make_network() -> nn.Sequential:
-    """The untrained network. ``init_hidden=True`` lets snn.Leaky run in a Sequential (it keeps its membrane
-    and returns spikes); it does not change the state dict."""
-    grad = surrogate.fast_sigmoid(slope=10)
-    return nn.Sequential(nn.Linear(SIZES[0], SIZES[1]),
-                         snn.Leaky(beta=BETA, spike_grad=grad, init_hidden=True),
-                         nn.Linear(SIZES[1], SIZES[2]),
-                         snn.Leaky(beta=BETA, spike_grad=grad, init_hidden=True))
-
-
-def run_network(net: nn.Sequential, spikes: torch.Tensor) -> torch.Tensor:
-    """Output spikes [B, T, n_out] of ``net`` over input spikes [B, T, n_in], membranes cleared first."""
-    utils.reset(net)
-    return torch.stack([net(spikes[:, t]) for t in range(spikes.shape[1])], dim=1)
-
-
-def network_outputs(net: nn.Sequential, spikes: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return run_network(net, torch.from_numpy(spikes).float()).numpy().astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    accuracy: float          # of the float network on the test split
-    seconds: float
-    net: nn.Sequential
-
-
-def train(model: Path = MODEL, epochs: int = 10, train_samples: int = 512, seed: int = SEED) -> TrainResult:
-    """Adam on the cross-entropy of output spike counts; write ``torch.save(net.state_dict(), model)``."""
-    start = time.perf_counter()
-    torch.manual_seed(seed)
-    torch.set_num_threads(2)
-    net = make_network()
-    spikes, labels = make_split(train_samples, seed)
-    inputs, targets = torch.from_numpy(spikes).float(), torch.from_numpy(labels).long()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    order = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for batch in torch.from_numpy(order.permutation(train_samples)).split(64):
-            loss = F.cross_entropy(run_network(net, inputs[batch]).sum(dim=1), targets[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+def save_network(net: nn.Sequential, model: Path) -> None:
     torch.save(net.state_dict(), model)
-    test_spikes, test_labels = held_out_split()
-    return TrainResult(accuracy(network_outputs(net, test_spikes), test_labels), time.perf_counter() - start, net)
 
 
 def load_network(model: Path = MODEL) -> nn.Sequential:
@@ -123,84 +39,11 @@ def load_network(model: Path = MODEL) -> nn.Sequential:
     return net
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-split accuracies of the float network (snnTorch), the compiled network (golden model) and the RTL
-    (Verilator, on the first ``rtl_samples``)."""
-
-    samples: int
-    float_accuracy: float
-    golden_accuracy: float
-    rtl_samples: int
-    rtl_accuracy: float
-    rtl_identical: bool   # RTL output spikes == golden model output spikes on the RTL subset
-    rtl_cycles: float     # mean clock cycles per inference, measured in RTL simulation
-
-    def lines(self) -> list[str]:
-        return [f"float model accuracy (snnTorch): {100 * self.float_accuracy:.1f} % ({self.samples} test samples)",
-                f"golden model accuracy ({WEIGHT_BITS}-bit weights): {100 * self.golden_accuracy:.1f} % "
-                f"({self.samples} test samples)",
-                f"RTL accuracy on {self.rtl_samples} samples: {100 * self.rtl_accuracy:.1f} % "
-                f"(identical to golden: {'yes' if self.rtl_identical else 'NO'}), "
-                f"{self.rtl_cycles:.0f} cycles per inference"]
-
-
-def evaluate(outdir: Path, model: Path = MODEL, rtl_samples: int = 64) -> Evaluation:
-    spikes, labels = held_out_split()
-    design = CompiledDesign.load(outdir)
-    golden_out = golden.run(design.network, spikes).output
-    rtl = simulate_design(design, spikes[:rtl_samples], engine="rtl")
-    return Evaluation(samples=len(labels), float_accuracy=accuracy(network_outputs(load_network(model), spikes), labels),
-                      golden_accuracy=accuracy(golden_out, labels), rtl_samples=len(rtl.outputs),
-                      rtl_accuracy=accuracy(rtl.outputs, labels[:rtl_samples]),
-                      rtl_identical=bool(np.array_equal(rtl.outputs, golden_out[:rtl_samples])),
-                      rtl_cycles=float(np.mean(rtl.cycles)))
-
-
-def run_snn2hw(*args) -> None:
-    """Run the snn2hw CLI (its output goes to this process's stdout); raise CalledProcessError on failure."""
-    subprocess.run([sys.executable, "-m", "snn2hw.cli", *map(str, args)], check=True)
-
-
-def compile_design(outdir: Path, model: Path = MODEL) -> None:
-    """``snn2hw compile``: import the state dict, quantize it to WEIGHT_BITS, write OUTDIR for the iCEBreaker."""
-    run_snn2hw("compile", model, "--board", "ice40", "-o", outdir, "--weight-bits", WEIGHT_BITS,
-               "--timesteps", TIMESTEPS, "--force")
-
-
-def verify_design(outdir: Path, samples: int = 32) -> None:
-    """``snn2hw verify``: the Verilog in OUTDIR against the golden model in Verilator, spike for spike."""
-    run_snn2hw("verify", outdir, "--samples", samples)
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train_ = commands.add_parser("train", help=f"train; write {MODEL.name}")
-    train_.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
-                       ("all", f"compile {MODEL.name} for ice40 into OUTDIR, verify, evaluate")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("outdir", type=Path)
-        command.add_argument("--rtl-samples", type=int, default=64,
-                             help="test samples simulated in RTL (default: %(default)s)")
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.command == "train":
-        result = train(epochs=args.epochs)
-        print(f"float model accuracy: {100 * result.accuracy:.1f} % (test split); trained in "
-              f"{result.seconds:.1f} s; wrote {MODEL} ({', '.join(result.net.state_dict())})")
-        return 0
-    if args.command == "all":
-        compile_design(args.outdir)
-        verify_design(args.outdir)
-    evaluation = evaluate(args.outdir, rtl_samples=args.rtl_samples)
-    print("\n".join(evaluation.lines()))
-    return 0 if evaluation.rtl_identical else 1
+EXAMPLE = Example(model=MODEL, make_network=make_network, save=save_network, load=load_network)
+train, compile_design, evaluate = EXAMPLE.train, EXAMPLE.compile_design, EXAMPLE.evaluate
+__all__ = ["MODEL", "EXAMPLE", "train", "compile_design", "verify_design", "evaluate", "load_network",
+           "held_out_split", "accuracy", "network_outputs"]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(EXAMPLE.main(__doc__.splitlines()[0]))
