@@ -25,9 +25,9 @@ become the layer's scalar beta and threshold); ``r`` may differ per neuron since
 
 The file is read (``nir.read``) in a forked child process, stopped after :data:`READ_TIMEOUT_S`: libhdf5 loops
 forever on some corrupted files (a global heap collection whose size field was changed), and a crash of libhdf5
-is contained the same way. Both are a one-line ModelFormatError naming the file. The fork costs a few tens of
-milliseconds (about 3 ms in a process without torch, 30-60 ms with torch loaded); where ``os.fork`` does not
-exist the file is read in this process, unbounded.
+is contained the same way. Both are a one-line ModelFormatError naming the file. The fork adds about 15 ms to an
+import (30-60 ms in a process that has loaded torch, whose larger address space is slower to fork); where
+``os.fork`` does not exist the file is read in this process, unbounded.
 """
 
 from __future__ import annotations
