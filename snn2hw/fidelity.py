@@ -85,6 +85,13 @@ def predicted_class(output: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(output).sum(axis=1), axis=1)
 
 
+def _leaky_param(value):
+    """A layer's beta or threshold for ``snn.Leaky``: a float, or a float32 tensor of per-neuron values."""
+    import torch
+
+    return torch.tensor(np.asarray(value), dtype=torch.float32) if np.ndim(value) else float(value)
+
+
 def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], np.ndarray]:
     """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
     [B, T, n_out]. Works on any chain of layers with ``weight``, ``bias``, ``beta``, ``threshold`` and
@@ -98,8 +105,9 @@ def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], 
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
             linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
-        layers.append((linear, snntorch.Leaky(beta=float(layer.beta), threshold=float(layer.threshold),
-                                              reset_mechanism=layer.reset.value)))
+        leaky = snntorch.Leaky(beta=_leaky_param(layer.beta), threshold=_leaky_param(layer.threshold),
+                               reset_mechanism=layer.reset.value)
+        layers.append((linear, leaky))
 
     def run(spikes: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.asarray(spikes)).float()

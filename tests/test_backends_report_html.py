@@ -84,3 +84,16 @@ def test_write_html_is_atomic(design, report):
     path = write_html(design.path, report, golden_sample(design))
     assert path == design.path / HTML_FILE and path.read_text().startswith("<!DOCTYPE html>")
     assert not list(design.path.glob(".*.tmp"))
+
+
+def test_per_neuron_thresholds_are_reported_as_lists_and_drawn(tmp_path):
+    import torch
+    module = make_sequential([6, 4, 3], betas=[torch.tensor([0.5, 0.75, 1.0, 0.25]), 0.5],
+                             thresholds=[torch.tensor([1.0, 2.0, 3.0, 2.0]), 2.0], seed=3)
+    compile_model(CompileConfig(model=str(save_state_dict(module, tmp_path / "m.pt")), outdir=str(tmp_path / "out"),
+                                timesteps=8, lanes=2))
+    design = CompiledDesign.load(tmp_path / "out")
+    report = json.loads((design.path / "report.json").read_text())
+    assert report["layers"][0]["threshold"] == [1, 2, 3, 2] and report["layers"][1]["threshold"] == 2
+    assert report["layers"][0]["beta"] == [0.5, 0.75, 1.0, 0.25]
+    assert "<h2>Spike raster" in render_html(report, golden_sample(design), None)

@@ -1,5 +1,5 @@
 from snn2hw.backends.report import merge_build_results
-from snn2hw.backends.report_text import render_markdown, render_text
+from snn2hw.backends.report_text import fmt, render_markdown, render_text
 
 REPORT = {"board": "ice40", "device": "iCE40UP5K-SG48", "resources_source": "estimate",
           "resources": {"EBR": {"used": 9, "available": 30}, "LC": {"used": None, "available": 5280}},
@@ -33,3 +33,7 @@ def test_float_model_fidelity_is_a_summary_row():
     text = render_text({**REPORT, "quantization": {"exact": False, "fidelity": fidelity}})
     assert "float-model agreement  97.20 % of output spikes, 100.00 % of classes (360 samples of test.npy)" in text
     assert "float-model agreement" not in render_text(REPORT)
+
+
+def test_per_neuron_values_are_shown_as_their_range():
+    assert fmt([3, 1, 2000]) == "1..2,000" and fmt([0.5, 0.25]) == "0.25..0.50" and fmt(7) == "7"

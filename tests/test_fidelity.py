@@ -27,6 +27,17 @@ def test_snntorch_reference_is_the_float_model_of_the_documented_semantics(reset
     assert np.array_equal(snntorch_runner(source)(spikes), expected)
 
 
+@pytest.mark.parametrize("reset", list(Reset))
+def test_snntorch_reference_takes_per_neuron_beta_and_threshold(reset):
+    rng = np.random.default_rng(5)
+    source = SourceNetwork((SourceLayer("fc1", rng.normal(0, 0.4, (12, 7)), rng.normal(0, 0.05, 12),
+                                        rng.uniform(0.5, 1.0, 12), rng.uniform(0.5, 1.5, 12), reset),))
+    spikes = random_stimuli(7, 30, samples=64, seed=3)
+    expected = golden.run_float(source, spikes).output
+    assert expected.any() and not expected.all()
+    assert np.array_equal(snntorch_runner(source)(spikes), expected)
+
+
 def test_without_snntorch_the_numpy_float_model_is_the_reference(monkeypatch):
     source = _float_network(Reset.SUBTRACT)
     spikes = random_stimuli(7, 10, samples=8)

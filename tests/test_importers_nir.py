@@ -13,6 +13,7 @@ import h5py
 import nir
 import numpy as np
 import pytest
+import torch
 from importer_checks import assert_import_fails
 from model_factory import assert_imported, export_nir, make_sequential, per_neuron_sequential, save_state_dict
 
@@ -87,6 +88,24 @@ def compiled(module, tmp_path, reset: str) -> list[Network]:
     assert main(["-q", "compile", str(nir_path), "-o", str(tmp_path / "nir"), "--reset", reset]) == 0
     assert main(["-q", "compile", str(pt_path), "-o", str(tmp_path / "pt")]) == 0
     return [Network.from_json(json.loads((tmp_path / name / "network.json").read_text())) for name in ("nir", "pt")]
+
+
+def test_per_neuron_tau_and_threshold_become_per_neuron_beta_and_threshold(tmp_path):
+    nodes, edges = chain(("fc", affine(3, 4)), ("lif", lif(3, tau=[1e-3, 2e-4, 1e-3], r=[10.0, 10.0, 10.0],
+                                                          v_threshold=[1.0, 1.0, 2.0])))
+    layer = load_model(write_graph(tmp_path / "model.nir", nodes, edges)).layers[0]
+    assert layer.beta.tolist() == [0.9, 0.5, 0.9] and layer.threshold.tolist() == [1.0, 1.0, 2.0]
+    assert np.array_equal(layer.weight, affine(3, 4).weight * np.array([[1.0], [5.0], [1.0]]))
+
+
+def test_snntorch_per_neuron_export_compiles_like_the_state_dict(tmp_path):
+    module = make_sequential([5, 4, 3], betas=[torch.tensor([0.5, 0.75, 0.875, 1.0]), torch.tensor([0.9, 0.5, 0.5])],
+                             thresholds=[torch.tensor([1.0, 2.0, 3.0, 1.0]), torch.tensor([2.0, 1.0, 4.0])],
+                             resets="zero", seed=2)
+    assert_imported(load_model(export_nir(module, tmp_path / "model.nir")), module)
+    from_nir, from_pt = compiled(module, tmp_path, "zero")
+    assert from_nir.layers[0].per_neuron and from_nir.layers[1].per_neuron
+    assert [layer.to_json() for layer in from_nir.layers] == [layer.to_json() for layer in from_pt.layers]
 
 
 def test_compiles_like_the_state_dict(tmp_path):
@@ -208,8 +227,6 @@ def test_wrong_order_named(tmp_path, nodes, expected):
 
 
 @pytest.mark.parametrize("neuron, expected", [
-    (lif(3, tau=[1e-3, 2e-3, 1e-3]), "layer 'fc': per-neuron tau of NIR node 'lif' is not supported yet"),
-    (lif(3, v_threshold=[1.0, 1.0, 2.0]), "layer 'fc': per-neuron v_threshold of NIR node 'lif' is not supported"),
     (lif(3, v_leak=0.5), "'lif' (LIF): v_leak 0.5 is not 0"),
     (lif(3, v_reset=[0.0, -1.0, 0.0]), "'lif' (LIF): v_reset from -1 to 0 is not 0"),
     (nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.ones(3)), "'lif' (IF): v_reset 1 is not 0"),

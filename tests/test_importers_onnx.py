@@ -197,10 +197,26 @@ def test_graded_spikes_factor_must_be_one(tmp_path):
             "fc1", "graded_spikes_factor 2")
 
 
-def test_per_neuron_beta_rejected(tmp_path):
-    module = make_step_module([4, 3], betas=torch.tensor([0.25, 0.5, 0.75]))
-    assert_import_fails(UnsupportedModelError, export_onnx(module, tmp_path / "model.onnx", dynamo=False),
-            "fc1", "per-neuron beta is not supported yet")
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("reset", RESETS)
+def test_per_neuron_beta_and_threshold_imported_exactly(tmp_path, dynamo, reset):
+    module = make_step_module([4, 3, 2], betas=[torch.tensor([0.25, 0.5, 0.75]), 0.5],
+                              thresholds=[torch.tensor([1.0, 2.0, 0.5]), torch.tensor([1.5, 3.0])], resets=reset)
+    network = load_onnx(export_onnx(module, tmp_path / "model.onnx", dynamo=dynamo))
+    assert_imported(network, module)
+    assert network.layers[0].beta.tolist() == [0.25, 0.5, 0.75] and network.layers[1].threshold.tolist() == [1.5, 3]
+
+
+def test_subtract_reset_by_other_per_neuron_values_than_the_threshold_refused(tmp_path):
+    module = make_step_module([4, 3], thresholds=torch.tensor([1.0, 2.0, 0.5]))
+    path = export_onnx(module, tmp_path / "model.onnx", dynamo=False)
+
+    def edit(model):
+        reset_mul = next(node for node in _nodes(model, "Mul") if node.name == "/lif1/Mul_1")
+        model.graph.initializer.append(numpy_helper.from_array(np.array([1.0, 2.0, 4.0], np.float32), "other"))
+        reset_mul.input[1] = "other"
+    assert_import_fails(UnsupportedModelError, _edit(path, tmp_path / "edited.onnx", edit), "fc1",
+                        "removes [1, 2, 4] * spike, not threshold [1, 2, 0.5] * spike")
 
 
 def test_uniform_beta_tensor_accepted(tmp_path):
@@ -509,7 +525,7 @@ def test_per_channel_scale_refused(tmp_path):
         rows = values.shape[0] if name.endswith("weight") else 1
         return _quant(scale=np.full((rows, 1), SCALE) * (1 + np.arange(rows)[:, None]))(name, values)
     assert_import_fails(UnsupportedModelError, _quantized_export(tmp_path, scaled, per_row), "layer 'fc1'",
-                        "'fc1.weight_Quant' (op Quant)", "per-channel scales", "per-neuron thresholds")
+                        "'fc1.weight_Quant' (op Quant)", "per-channel scales", "not supported yet")
 
 
 def test_equal_per_channel_scales_accepted(tmp_path):

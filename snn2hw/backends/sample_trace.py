@@ -37,7 +37,7 @@ class SampleTrace:
     layers: list[str]
     spikes: list[np.ndarray]
     membranes: list[np.ndarray]
-    thresholds: list[int]
+    thresholds: list[int | np.ndarray]   # per layer: its threshold, or per-neuron thresholds
     cycles: int
     stages: list[str]
     stage_cycles: list[int]

@@ -109,7 +109,7 @@ class DenseLIFLayer(wiring.Component):
         b_regs = [(Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")) for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
         # Per lane, each per-neuron parameter as stage B ([0]) and stage C ([1]) see it; scalars are constants.
-        params = {"threshold": [(layer.threshold, layer.threshold)] * lanes, "beta_q": [(layer.beta_q, layer.beta_q)] * lanes}
+        params = {what: [(getattr(layer, what),) * 2] * lanes for what in ("threshold", "beta_q")}
         for what, port in param_rds.items():
             params[what] = []
             for k in range(lanes):

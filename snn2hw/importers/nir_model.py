@@ -20,8 +20,9 @@ at the same dt this gives back beta and ``s = 1``, up to the rounding of the sto
 
 Spikes are ``v > v_threshold``. ``v_leak`` and ``v_reset`` must be 0; NIR's "v = v_reset on a spike" cannot say
 whether the reset subtracts the threshold or clears the membrane, so the caller chooses ``reset`` (snnTorch's
-timing: a spike at t-1 resets at t). ``tau`` and ``v_threshold`` must be equal for all neurons of a node (they
-become the layer's scalar beta and threshold); ``r`` may differ per neuron since it folds into the weight rows.
+timing: a spike at t-1 resets at t). ``tau`` and ``v_threshold`` may differ per neuron (per-neuron beta and
+threshold; equal values are the layer's scalar ones); ``r`` may differ per neuron since it folds into the weight
+rows.
 
 The file is read (``nir.read``) in a forked child process, stopped after :data:`READ_TIMEOUT_S`: libhdf5 loops
 forever on some corrupted files (a global heap collection whose size field was changed), and a crash of libhdf5
@@ -47,7 +48,7 @@ import nir
 
 from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
-from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line, scalar_param
+from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line
 
 __all__ = ["load_nir", "NIR_RESETS", "READ_TIMEOUT_S"]
 
@@ -262,9 +263,7 @@ def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, 
     else:
         beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
     return SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
-                       threshold=scalar_param(params.array("v_threshold"), f"v_threshold of NIR node {neuron!r}",
-                                              name),
-                       reset=reset)
+                       threshold=params.array("v_threshold"), reset=reset)
 
 
 def _dense(graph: nir.NIRGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -316,18 +315,21 @@ class _Params:
         eps = max(np.finfo(self.dtype(field)).eps for field in fields)
         return np.where(np.abs(scale - 1) <= eps, 1.0, scale)
 
-    def lif_discretization(self, dt: float) -> tuple[float, np.ndarray]:
-        """(beta, per-neuron input scale) of a LIF node by forward Euler at ``dt``."""
-        tau = scalar_param(self.array("tau"), f"tau of NIR node {self.name!r}", self.layer)
-        if not tau > 0:
-            raise QuantizationError(f"{self.describe}: tau {tau} must be > 0")
+    def lif_discretization(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(per-neuron beta, per-neuron input scale) of a LIF node by forward Euler at ``dt``."""
+        tau = self.array("tau")
+        bad = ~(tau > 0)
+        if np.any(bad):
+            raise QuantizationError(f"{self.describe}: tau {tau[bad][0]} must be > 0")
         precision = self.dtype("tau")
-        beta = float(precision.type(1.0 - self.rounded_dt("tau", dt) / tau))
-        if beta < -np.finfo(precision).eps:
-            raise QuantizationError(f"{self.describe}: tau {tau:.9g} is shorter than the time step dt {dt:.9g} "
-                                    f"(beta = 1 - dt/tau = {beta:.6g} < 0); choose a smaller --nir-dt")
-        beta = max(beta, 0.0)  # tau = dt within the precision of tau
+        beta = (1.0 - self.rounded_dt("tau", dt) / tau).astype(precision).astype(np.float64)
+        short = beta < -np.finfo(precision).eps
+        if np.any(short):
+            raise QuantizationError(f"{self.describe}: tau {tau[short][0]:.9g} is shorter than the time step dt "
+                                    f"{dt:.9g} (beta = 1 - dt/tau = {beta[short][0]:.6g} < 0); choose a smaller "
+                                    f"--nir-dt")
+        beta = np.maximum(beta, 0.0)  # tau = dt within the precision of tau
         r = self.array("r")
         with np.errstate(invalid="ignore"):  # tau = r = inf is snnTorch's beta = 1: no leak, scale 1
-            scale = np.where(np.isinf(r) & math.isinf(tau), 1.0, r * (self.rounded_dt("tau", dt) / tau))
+            scale = np.where(np.isinf(r) & np.isinf(tau), 1.0, r * (self.rounded_dt("tau", dt) / tau))
         return beta, self.snap(scale, "r", "tau")

@@ -1,7 +1,8 @@
 """Import the single-timestep ONNX graph that ``torch.onnx.export`` makes of an snnTorch network.
 
-Accepted: one timestep of 1 or more ``nn.Linear`` (with or without bias) -> ``snn.Leaky`` layers (scalar beta and
-threshold, ``reset_mechanism`` "subtract", "zero" or "none", ``reset_delay=True``) whose membranes are explicit
+Accepted: one timestep of 1 or more ``nn.Linear`` (with or without bias) -> ``snn.Leaky`` layers (beta and
+threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none", ``reset_delay=True``)
+whose membranes are explicit
 graph inputs and outputs, exported with ``dynamo=True`` or ``dynamo=False``; tensors may be in external data
 files next to the model. The layers are recognised from the graph structure, never from names or input order:
 
@@ -25,7 +26,7 @@ constant (:mod:`.onnx_quant`). When a layer's weight comes from such a quantizer
 integer), the layer is imported as the integer weights ``W / s`` with bias ``b / s`` and threshold
 ``theta / s``: the membrane equations are linear in (v, W, b, theta) for every reset mechanism and beta leaves
 them unchanged, so the spikes are the same; a threshold and bias that are multiples of ``s`` give an integer model,
-compiled exactly as given. A per-channel scale is refused (it would need per-neuron thresholds).
+compiled exactly as given. A per-channel scale is refused (not supported yet).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
-from . import check_graded_spikes, check_model_file, layer_name, one_line, scalar_param
+from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
 from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
 
 __all__ = ["load_onnx"]
@@ -369,29 +370,31 @@ class _Matcher:
         if add.op_type != "Add":
             raise self._unexpected(add, "the membrane Add of an snnTorch Leaky")
         self._take(add)
+        n_out = weight.shape[0]
         beta, mem_in, zero_fire = self._leak(_other(add, current), add, name)
         mem_out, subtract = self._subtract_reset(add.output[0])
-        spike, threshold = self._spike(mem_out, name)
-        reset = self._reset(subtract, zero_fire, mem_in, threshold, name)
+        spike, fire = self._spike(mem_out, name)
+        threshold = neuron_param(fire.threshold, n_out, "threshold", name)
+        reset = self._reset(subtract, zero_fire, mem_in, threshold, n_out, name)
         if grid is not None:
             weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
-        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=scalar_param(beta, "beta", name),
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=neuron_param(beta, n_out, "beta", name),
                             threshold=threshold, reset=reset)
         return layer, mem_in, spike
 
     def _reset(self, subtract: tuple[_Fire, np.ndarray] | None, zero_fire: _Fire | None, mem_in: str,
-               threshold: float, name: str) -> Reset:
+               threshold: float | np.ndarray, n_out: int, name: str) -> Reset:
         """The reset mechanism, once its spike is checked to be ``Greater(mem_in, threshold)``."""
         if subtract:
             fire, scale = subtract
-            self._check_reset_fire(fire, mem_in, threshold, name)
-            scale = scalar_param(scale, "reset scale", name)
+            self._check_reset_fire(fire, mem_in, threshold, n_out, name)
+            scale = neuron_param(scale, n_out, "reset scale", name)
             if not _same(scale, threshold):
-                raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {scale:g} * spike, "
-                                            f"not threshold {threshold:g} * spike")
+                raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {_show(scale)} * spike, "
+                                            f"not threshold {_show(threshold)} * spike")
             return Reset.SUBTRACT
         if zero_fire:
-            self._check_reset_fire(zero_fire, mem_in, threshold, name)
+            self._check_reset_fire(zero_fire, mem_in, threshold, n_out, name)
             return Reset.ZERO
         return Reset.NONE
 
@@ -468,8 +471,8 @@ class _Matcher:
         self._take(sub, *muls)
         return sub.output[0], (self._fire(dynamic[0]), scale)
 
-    def _spike(self, mem_out: str, name: str) -> tuple[str, float]:
-        """Match the spike of membrane ``mem_out`` [* graded_spikes_factor]: (spike value, threshold)."""
+    def _spike(self, mem_out: str, name: str) -> tuple[str, _Fire]:
+        """Match the spike of membrane ``mem_out`` [* graded_spikes_factor]: (spike value, its comparison)."""
         expected = "the Sub/Greater/Cast spike of an snnTorch Leaky"
         node = self._only_consumer(mem_out, expected)
         for op_type in ("Sub", "Greater"):
@@ -486,7 +489,7 @@ class _Matcher:
             check_graded_spikes(self.g.const(_other(users[0], spike)), name)
             self._take(users[0])
             spike = users[0].output[0]
-        return spike, scalar_param(fire.threshold, "threshold", name)
+        return spike, fire
 
     def _fire(self, value: str) -> _Fire:
         """Match ``Cast(Greater(Sub(m, a), b))`` (threshold a + b) or ``Cast(Greater(m, b))`` (threshold b)."""
@@ -503,34 +506,40 @@ class _Matcher:
             return _Fire(sub.input[0], self.g.const(sub.input[1]) + bound, cast)
         return _Fire(greater.input[0], bound, cast)
 
-    def _check_reset_fire(self, fire: _Fire, mem_in: str, threshold: float, name: str) -> None:
+    def _check_reset_fire(self, fire: _Fire, mem_in: str, threshold: float | np.ndarray, n_out: int,
+                          name: str) -> None:
         """The reset spike must be the spike of the membrane input against the layer's threshold."""
         if fire.mem != mem_in:
             raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} compares "
                                         f"{fire.mem!r}, not the membrane input {mem_in!r}")
-        reset_threshold = scalar_param(fire.threshold, "threshold", name)
+        reset_threshold = neuron_param(fire.threshold, n_out, "threshold", name)
         if not _same(reset_threshold, threshold):
             raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} uses threshold "
-                                        f"{reset_threshold:g}, the output spike {threshold:g}")
+                                        f"{_show(reset_threshold)}, the output spike {_show(threshold)}")
 
 
-def _integer_weights(weight: np.ndarray, bias: np.ndarray, threshold: float, grid: tuple[object, str],
-                     name: str) -> tuple[np.ndarray, np.ndarray, float]:
+def _show(value: float | np.ndarray) -> str:
+    """A scalar or per-neuron parameter in a message."""
+    return f"{value:g}" if np.ndim(value) == 0 else f"[{', '.join(f'{v:g}' for v in value)}]"
+
+
+def _integer_weights(weight: np.ndarray, bias: np.ndarray, threshold: float | np.ndarray, grid: tuple[object, str],
+                     name: str) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """Divide weight, bias and threshold by the weight quantizer's scale: the weights become its integers."""
     scale, quantizer = grid
     if scale is PER_CHANNEL:
         raise UnsupportedModelError(f"layer {name!r}: the weights from {quantizer} have per-channel scales, which "
-                                    f"cannot be folded into the layer's one threshold (per-neuron thresholds are "
-                                    f"not supported yet)")
+                                    f"are not supported yet (their scales would fold into per-neuron thresholds)")
     integers = np.round(weight / scale)
     if not np.allclose(weight / scale, integers, rtol=0, atol=1e-3):  # off the grid after a Cast: a float model
         return weight, bias, threshold
     return integers, bias / scale, threshold / scale
 
 
-def _same(a: float, b: float) -> bool:
-    """Equal, with NaN equal to NaN (the IR then rejects the NaN with a clear message)."""
-    return a == b or (np.isnan(a) and np.isnan(b))
+def _same(a: float | np.ndarray, b: float | np.ndarray) -> bool:
+    """Equal (a scalar and a per-neuron array never are), with NaN equal to NaN (the IR then rejects the NaN
+    with a clear message)."""
+    return np.shape(a) == np.shape(b) and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
 
 
 def _prefix(dense: onnx.NodeProto) -> str | None:

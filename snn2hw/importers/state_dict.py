@@ -6,8 +6,8 @@ Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn
 
 * an ``nn.Linear`` group holds a 2-D ``weight`` and an optional ``bias``;
 * an ``snn.Leaky`` group holds ``beta`` and ``threshold`` (scalars, or tensors of one value per neuron, e.g.
-  ``snn.Leaky(beta=torch.tensor([...]))`` or a learned per-neuron beta), an optional ``graded_spikes_factor`` (must be 1) and an optional ``reset_mechanism_val``
-  (0 subtract, 1 zero, 2 none; subtract when absent, as in snnTorch).
+  ``snn.Leaky(beta=torch.tensor([...]))`` or a learned per-neuron beta), an optional ``graded_spikes_factor``
+  (must be 1) and an optional ``reset_mechanism_val`` (0 subtract, 1 zero, 2 none; subtract when absent, as in snnTorch).
 
 A state dict holds no graph, so this importer ASSUMES that the layers run in key order, i.e. in the order the
 module registered its children, the groups alternating Linear, Leaky, starting with a Linear and ending with a
