@@ -1,4 +1,4 @@
-"""The cocotb test that drives the simulation top ``snn2hw/rtl_templates/snn_sim_top.sv`` (run by
+"""The cocotb test that drives the simulation top ``rtl_templates/snn_sim_top.sv`` (run by
 :class:`snn2hw.verify.verilator.RtlSimulator` with ``driver="cocotb"`` through cocotb's Verilator runner).
 
 The top resets itself, runs the harness on the files named by its plusargs and writes its results file; this

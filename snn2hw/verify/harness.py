@@ -5,7 +5,7 @@ OUTDIR, as it is) and plays the host of :mod:`snn2hw.verify.protocol` in hardwar
 pulses ``start`` (cycle 0), offers the stored input beats from cycle 1 on, takes every output beat, and
 when ``done`` is seen at cycle N it stores N as the sample's cycle count. No Python runs per clock cycle.
 
-Its memories live outside it, in the simulation top ``snn2hw/rtl_templates/snn_sim_top.sv`` (which loads and
+Its memories live outside it, in the simulation top ``rtl_templates/snn_sim_top.sv`` (which loads and
 dumps them as files): the harness reads ``in_beats`` (input beats of all samples back to back, each sample
 ending with its end-of-timestep + last beat) and ``weight_image`` through address/data ports and writes
 ``out_beats`` and ``sample_cycles`` through enable/address/data ports. The first ``go`` streams

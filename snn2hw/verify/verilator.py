@@ -1,10 +1,10 @@
 """Simulate an emitted Verilog file with Verilator: one simulation top, two drivers of its clock.
 
 Verilator compiles the design file (its bytes as they are on disk), the stimulus harness of
-:mod:`snn2hw.verify.harness` and the simulation top ``snn2hw/rtl_templates/snn_sim_top.sv`` (harness
+:mod:`snn2hw.verify.harness` and the simulation top ``rtl_templates/snn_sim_top.sv`` (harness
 memories, file I/O, its own reset) with one of two drivers:
 
-* ``"program"``: the C++ main ``snn2hw/rtl_templates/sim_main.cpp`` toggles the clock, a standalone
+* ``"program"``: the C++ main ``rtl_templates/sim_main.cpp`` toggles the clock, a standalone
   program (``simulate``, ``bench``: no simulator start-up beyond the process);
 * ``"cocotb"``: cocotb's Verilator runner (``cocotb_tools.runner``) with the cocotb test
   :mod:`snn2hw.verify.cocotb_sim_tb`, whose clock is cocotb's ``Clock`` in C in the GPI (``verify``).
@@ -60,7 +60,8 @@ COCOTB_ARGS = (*COMMON_ARGS, "-CFLAGS", "-O2")
 
 
 def template(name: str) -> bytes:
-    """A file of ``snn2hw/rtl_templates`` (package data, found in an installed wheel as in a checkout)."""
+    """A file of ``rtl_templates/``, linked into the package as ``snn2hw/rtl_templates``: package data,
+    found in an installed wheel as in a checkout."""
     return resources.files("snn2hw").joinpath("rtl_templates", name).read_bytes()
 
 
