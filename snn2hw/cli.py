@@ -259,12 +259,8 @@ def _read_report(outdir: Path) -> dict:
 
 
 def _load_spikes(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise Snn2hwError(f"input file {path!r} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise Snn2hwError(f"input file {path!r} is not a .npy array ({exc})") from None
+    from .spike_files import load_npy
+    return load_npy(path, "input file")
 
 
 def _save_atomically(path: Path, write) -> None:

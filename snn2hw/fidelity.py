@@ -27,6 +27,7 @@ import numpy as np
 from . import golden
 from .errors import Snn2hwError
 from .ir import Network, SourceNetwork
+from .spike_files import load_npy
 
 __all__ = ["Fidelity", "measure", "random_stimuli", "load_stimuli", "predicted_class", "float_reference",
            "snntorch_runner", "random_stimuli_description", "RANDOM_SAMPLES", "RANDOM_SEED"]
@@ -68,12 +69,7 @@ def random_stimuli_description(seed: int = RANDOM_SEED) -> str:
 
 def load_stimuli(path: str, n_in: int) -> np.ndarray:
     """The 0/1 spikes in the ``.npy`` file ``path`` as uint8 [B, T, n_in] ([T, n_in] is one sample)."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise Snn2hwError(f"fidelity input {path!r} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise Snn2hwError(f"fidelity input {path!r} is not a .npy array ({exc})") from None
+    array = load_npy(path, "fidelity input")
     try:
         return golden.as_batch(array, n_in)
     except Snn2hwError as exc:

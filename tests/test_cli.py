@@ -149,6 +149,13 @@ def test_simulate_rejects_bad_inputs(onnx_model, tmp_path):
     result = run_cli("simulate", tmp_path / "nowhere", "--input", tmp_path / "in.npy", "--output",
                      tmp_path / "o.npy", check=2)
     assert "not a compiled design" in result.stderr
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "in.npy").read_bytes()[:40])
+    for name in ("empty.npy", "cut.npy"):
+        result = run_cli("simulate", tmp_path / "out", "--input", tmp_path / name, "--output", tmp_path / "o.npy",
+                         "--engine", "golden", check=2)
+        assert f"{name}' is empty or truncated" in result.stderr or f"{name}' is not a .npy array" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.npy").exists()
 
 
 def test_unknown_board_is_refused(onnx_model, tmp_path):
