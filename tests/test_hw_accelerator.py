@@ -11,28 +11,27 @@ from snn2hw.verify.amaranth_sim import simulate_amaranth
 from random_networks import random_network, random_spikes
 
 
-@pytest.mark.parametrize("seed", range(10))
-@pytest.mark.parametrize("lanes", [1, 3, 8])
-def test_random_networks_bit_exact_and_cycles_as_modelled(seed, lanes):
-    network = random_network(seed)
+def check_bit_exact_and_cycles(network, lanes, seed):
+    """Amaranth simulation of ``network`` at ``lanes`` on random spikes: the golden model's spikes and the
+    cycle model's counts, exactly."""
     mappings = map_network(network, lanes)
     spikes = random_spikes(seed, 3, 6, network.n_in)
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("lanes", [1, 3, 8])
+def test_random_networks_bit_exact_and_cycles_as_modelled(seed, lanes):
+    check_bit_exact_and_cycles(random_network(seed), lanes, seed)
 
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_per_neuron_beta_and_threshold_bit_exact_and_cycles_as_modelled(seed, lanes):
-    network = random_network(seed, per_neuron=True)
-    mappings = map_network(network, lanes)
-    spikes = random_spikes(seed, 3, 6, network.n_in)
-    trace = golden.run(network, spikes)
-    results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
-    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
-    assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+    check_bit_exact_and_cycles(random_network(seed, per_neuron=True), lanes, seed)
 
 
 def test_per_neuron_saturating_network_with_thresholds_above_the_state_maximum():
