@@ -377,9 +377,10 @@ def test_board_top_loads_spram_weights_before_inferences():
 
 
 def test_input_window_prevents_overflow_of_a_small_input_fifo():
-    # Many output beats per input beat: the output UART stalls the accelerator and inputs pile up.
+    # Many output beats per input beat: the output UART stalls the accelerator and inputs pile up (12 timesteps:
+    # the layers buffer one timestep of output spikes each, so a short input would fit).
     network, lanes = NETWORKS["wide_out"]
-    spikes = np.ones((1, 6, network.n_in), np.uint8)
+    spikes = np.ones((1, 12, network.n_in), np.uint8)
     expected = golden.run(network, spikes).output
     assert expected.sum() * beat_bytes(network.n_out) > 4 * len(encode_sample(spikes[0])), "needs a chatty output"
     rasters, counters, errors = run_board(network, lanes, spikes, divisor=4, window=16, rx_fifo_beats=16)
