@@ -315,12 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--fidelity-input", metavar="IN.npy", default=None,
                           help="0/1 spikes [B, T, N_in] on which to measure agreement with the float model "
                                "(None: 256 random rate-coded samples, float models only)")
-    compile_.add_argument("--nir-dt", type=float, default=DEFAULT_NIR_DT, metavar="SECONDS",
-                          help="NIR models: forward-Euler time step (beta = 1 - dt/tau); snnTorch's export_to_nir "
-                               "uses 1e-4")
-    compile_.add_argument("--reset", choices=("zero", "subtract"), default=None,
-                          help="NIR models only: what a spike does to the membrane, which NIR cannot say "
-                               "(None: zero)")
+    _add_nir_options(compile_)
     compile_.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     compile_.set_defaults(handler=_cmd_compile)
 
@@ -388,6 +383,16 @@ def _lanes_list(text: str) -> list[int | str]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers or 'auto', got {text!r}") from None
 
 
+def _add_nir_options(parser: argparse.ArgumentParser) -> None:
+    """``--nir-dt`` and ``--reset``: how a NIR model's continuous-time neurons become integer LIF layers."""
+    parser.add_argument("--nir-dt", type=float, default=DEFAULT_NIR_DT, metavar="SECONDS",
+                        help="NIR models: forward-Euler time step (beta = 1 - dt/tau); snnTorch's export_to_nir "
+                             "uses 1e-4")
+    parser.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                        help="NIR models only: what a spike does to the membrane, which NIR cannot say "
+                             "(None: zero)")
+
+
 def _explore_command(commands) -> None:
     explore = commands.add_parser("explore", help="compile and build a model for every lanes x weight-bits "
                                   "combination in parallel; table, Pareto front, JSON and plot",
@@ -405,10 +410,7 @@ def _explore_command(commands) -> None:
     explore.add_argument("--state-bits", type=int, default=16, metavar="B", help="membrane width in bits")
     explore.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                          help="worker processes")
-    explore.add_argument("--nir-dt", type=float, default=DEFAULT_NIR_DT, metavar="SECONDS",
-                         help="NIR models: forward-Euler time step (beta = 1 - dt/tau), as for compile")
-    explore.add_argument("--reset", choices=("zero", "subtract"), default=None,
-                         help="NIR models only: what a spike does to the membrane, as for compile (None: zero)")
+    _add_nir_options(explore)
     explore.add_argument("--no-build", action="store_true",
                          help="compile only: the compiler's block-RAM estimate and cycle model, no FPGA build")
     explore.add_argument("-o", "--output", metavar="DIR", default=None,
