@@ -1,16 +1,20 @@
 """The cycle model: exact cycles per inference of the generated hardware, from spike activity alone.
 
-It replays the handshakes of :mod:`snn2hw.hw.lif_layer` at beat level: every layer core is a process
-that receives beats on its input link and sends beats on its output link; a beat moves when the sender
-offers it and the receiver waits for it (the later of the two cycles). Costs per layer core (G = groups):
+It replays the handshakes of :mod:`snn2hw.hw.lif_layer` at beat level: every layer core is two processes,
+its integrate-and-fire part and its emitter, each receiving beats on its input link and sending beats on
+its output link; a beat moves when the sender offers it and the receiver waits for it (the later of the two
+cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
 * an input spike taken at cycle a: integration in cycles a+1 .. a+G; the core takes its next event from
   cycle a + G on;
-* an end-of-timestep taken at cycle a: a read cycle (a+1) and two pipeline cycles, then per group one
-  update cycle followed by
-  its spikes, offered one per cycle from the next cycle on; then the end-of-timestep beat is offered the
-  cycle after the last update or spike; the core waits again the cycle after it is taken.
+* an end-of-timestep taken at cycle a: a read cycle (a+1), two pipeline cycles and one update cycle per
+  group; at cycle a + 4 + G the spike buffer is offered to the emitter, which takes it once it has sent the
+  previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
+* the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
+  per group without spikes; a group with spikes costs one cycle to load its mask, then its spikes are
+  offered one per cycle (each the cycle after the previous one moved); the end-of-timestep beat is offered
+  the cycle after the last group, and the emitter can take the next buffer the cycle after that beat moved.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.
