@@ -88,11 +88,47 @@ def _leaky_param(value):
     return torch.tensor(np.asarray(value), dtype=torch.float32) if np.ndim(value) else float(value)
 
 
+def _snntorch_neuron(layer):
+    """The snnTorch neuron of ``layer`` and a step function (neuron, current, state) -> (spikes, state), where
+    state is the tuple of the neuron's state tensors (all zero at the start)."""
+    import snntorch
+    import torch
+
+    common = {"beta": _leaky_param(layer.beta), "threshold": _leaky_param(layer.threshold),
+              "reset_mechanism": layer.reset.value}
+    if getattr(layer, "alpha", None) is not None:
+        neuron = snntorch.Synaptic(alpha=_leaky_param(layer.alpha), **common)
+
+        def step(cur, state):
+            spk, syn, mem = neuron(cur, *state)
+            return spk, (syn, mem)
+        return step, 2
+    if layer.recurrent is not None:
+        v = np.asarray(layer.recurrent, np.float32)
+        if v.ndim == 2:
+            neuron = snntorch.RLeaky(all_to_all=True, linear_features=layer.n_out, **common)
+            with torch.no_grad():
+                neuron.recurrent.weight.copy_(torch.from_numpy(v))
+                neuron.recurrent.bias.zero_()
+        else:
+            neuron = snntorch.RLeaky(all_to_all=False, V=torch.from_numpy(v), **common)
+
+        def step(cur, state):
+            spk, mem = neuron(cur, *state)
+            return spk, (spk, mem)
+        return step, 2
+    neuron = snntorch.Leaky(**common)
+
+    def step(cur, state):
+        spk, mem = neuron(cur, *state)
+        return spk, (mem,)
+    return step, 1
+
+
 def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], np.ndarray]:
     """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
-    [B, T, n_out]. Works on any chain of layers with ``weight``, ``bias``, ``beta``, ``threshold`` and
-    ``reset``: the float source network or an integer network."""
-    import snntorch
+    [B, T, n_out]. Works on any chain of layers with ``weight``, ``bias``, ``beta``, ``threshold``, ``reset``,
+    ``alpha`` (Synaptic) and ``recurrent`` (RLeaky): the float source network or an integer network."""
     import torch
 
     layers = []
@@ -101,19 +137,18 @@ def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], 
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
             linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
-        leaky = snntorch.Leaky(beta=_leaky_param(layer.beta), threshold=_leaky_param(layer.threshold),
-                               reset_mechanism=layer.reset.value)
-        layers.append((linear, leaky))
+        layers.append((linear, *_snntorch_neuron(layer)))
 
     def run(spikes: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.asarray(spikes)).float()
         with torch.no_grad():
-            mems = [torch.zeros(x.shape[0], linear.out_features) for linear, _ in layers]
+            states = [tuple(torch.zeros(x.shape[0], linear.out_features) for _ in range(count))
+                      for linear, _, count in layers]
             outputs = []
             for t in range(x.shape[1]):
                 s = x[:, t]
-                for index, (linear, leaky) in enumerate(layers):
-                    s, mems[index] = leaky(linear(s), mems[index])
+                for index, (linear, step, _) in enumerate(layers):
+                    s, states[index] = step(linear(s), states[index])
                 outputs.append(s)
             return torch.stack(outputs, dim=1).numpy().astype(np.uint8)
 

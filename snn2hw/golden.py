@@ -53,11 +53,16 @@ def as_batch(inputs: np.ndarray, n_in: int) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def _leak(layer: Layer, v: np.ndarray, s_prev: np.ndarray) -> np.ndarray:
-    """floor(beta_q * v / 2^F), with the zero reset applied to v first."""
-    if layer.reset is Reset.ZERO:
-        v = np.where(s_prev == 1, 0, v)
-    return (layer.beta_q * v) >> layer.frac_bits  # arithmetic shift = floor division by 2^F
+def _decay(q: int | np.ndarray, frac_bits: int, x: np.ndarray) -> np.ndarray:
+    """floor(q * x / 2^F): an arithmetic shift of the product is floor division by 2^F."""
+    return (q * x) >> frac_bits
+
+
+def _recurrent_current(recurrent: np.ndarray | None, s_prev: np.ndarray):
+    """V s[t-1] for a [batch, n_out] spike vector (0 without recurrence)."""
+    if recurrent is None:
+        return 0
+    return s_prev @ recurrent.T if recurrent.ndim == 2 else s_prev * recurrent
 
 
 def _exact_matmul_dtype(weight: np.ndarray):
@@ -87,13 +92,19 @@ def _integrate(layer: Layer, currents: np.ndarray, lo: int, hi: int) -> tuple[np
     batch, steps, n_out = currents.shape
     spikes = np.zeros((batch, steps, n_out), np.uint8)
     membranes = np.zeros((batch, steps, n_out), np.int64)
-    v = np.zeros((batch, n_out), np.int64)
-    s = np.zeros((batch, n_out), np.int64)
+    v, s, syn = (np.zeros((batch, n_out), np.int64) for _ in range(3))
+    clear_old = layer.reset is Reset.ZERO and not layer.clears_whole_membrane
     for t in range(steps):
-        u = _leak(layer, v, s) + currents[:, t]
+        j = currents[:, t] + _recurrent_current(layer.recurrent, s)
+        if layer.synaptic:
+            syn = np.clip(_decay(layer.alpha_q, layer.frac_bits, syn) + j, lo, hi)
+            j = syn
+        u = _decay(layer.beta_q, layer.frac_bits, np.where(s == 1, 0, v) if clear_old else v) + j
         if layer.reset is Reset.SUBTRACT:
             u = u - s * layer.threshold
         v = np.clip(u, lo, hi)
+        if layer.clears_whole_membrane:
+            v = np.where(s == 1, 0, v)
         s = (v > layer.threshold).astype(np.int64)
         spikes[:, t] = s
         membranes[:, t] = v
@@ -118,7 +129,8 @@ def run(network: Network, inputs: np.ndarray) -> Trace:
 
 
 def run_float(network: SourceNetwork, inputs: np.ndarray) -> Trace:
-    """Run the float source model with snnTorch ``Leaky`` semantics (reset_delay=True), no saturation.
+    """Run the float source model with snnTorch semantics (``Leaky``, ``RLeaky``, ``Synaptic``, all with
+    reset_delay=True), no saturation.
 
     This is the reference for quantization fidelity, not for bit-exactness.
     """
@@ -127,17 +139,24 @@ def run_float(network: SourceNetwork, inputs: np.ndarray) -> Trace:
     spikes = [np.zeros((batch, steps, layer.n_out), np.uint8) for layer in network.layers]
     membranes = [np.zeros((batch, steps, layer.n_out), np.float64) for layer in network.layers]
     mem = [np.zeros((batch, layer.n_out)) for layer in network.layers]
+    syn = [np.zeros((batch, layer.n_out)) for layer in network.layers]
     for t in range(steps):
         x = x_all[:, t]
         for index, layer in enumerate(network.layers):
             reset = (mem[index] - layer.threshold > 0).astype(np.float64)
-            current = x @ layer.weight.T + layer.bias
-            if layer.reset is Reset.ZERO:
+            current = x @ layer.weight.T + layer.bias + _recurrent_current(layer.recurrent, reset)
+            if layer.alpha is not None:
+                syn[index] = layer.alpha * syn[index] + current
+                current = syn[index]
+            whole = layer.alpha is not None or layer.recurrent is not None
+            if layer.reset is Reset.ZERO and not whole:
                 mem[index] = layer.beta * ((1 - reset) * mem[index]) + current
             else:
                 mem[index] = layer.beta * mem[index] + current
                 if layer.reset is Reset.SUBTRACT:
                     mem[index] = mem[index] - reset * layer.threshold
+                elif layer.reset is Reset.ZERO:
+                    mem[index] = (1 - reset) * mem[index]
             x = (mem[index] - layer.threshold > 0).astype(np.float64)
             spikes[index][:, t] = x
             membranes[index][:, t] = mem[index]

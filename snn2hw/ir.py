@@ -6,19 +6,24 @@ Two levels:
 * :class:`Network` holds the compiled integer network whose semantics :mod:`snn2hw.golden` defines.
 
 Both are sequences of dense layers, each a fully connected synapse ``I = W x + b`` followed by a leaky
-integrate-and-fire neuron (snnTorch ``Leaky`` with ``reset_delay=True``). Integer LIF semantics, per layer,
-with v[-1] = 0 and s[-1] = 0 at the start of every inference::
+integrate-and-fire neuron: snnTorch's ``Leaky``, ``RLeaky`` (recurrent) or ``Synaptic`` (a second, synaptic
+current state), all with ``reset_delay=True``. Convolutions and pooling are lowered to dense layers on import
+(:mod:`snn2hw.importers.spatial`). Integer semantics, per layer, with v, syn and s zero at t = -1 (every inference
+starts from cleared state), clamp(x) = min(max(x, -2^(B-1)), 2^(B-1) - 1) and decay(q, x) = floor(q * x / 2^F)::
 
-    I[t] = W x[t] + b
-    subtract: u = floor(beta_q * v[t-1] / 2^F) + I[t] - s[t-1] * theta
-    zero:     u = floor(beta_q * (1 - s[t-1]) * v[t-1] / 2^F) + I[t]
-    none:     u = floor(beta_q * v[t-1] / 2^F) + I[t]
-    v[t] = clamp(u, -2^(B-1), 2^(B-1) - 1)
+    I[t] = W x[t] + b  [+ V s[t-1]: recurrent, V dense [n_out, n_out] or one-to-one (V[i] s[t-1][i])]
+    J[t] = I[t]                                    (Leaky, RLeaky)
+    J[t] = syn[t] = clamp(decay(alpha_q, syn[t-1]) + I[t])           (Synaptic; syn is never reset)
+    subtract: v[t] = clamp(decay(beta_q, v[t-1]) + J[t] - s[t-1] * theta)
+    none:     v[t] = clamp(decay(beta_q, v[t-1]) + J[t])
+    zero, Leaky:             v[t] = clamp(decay(beta_q, (1 - s[t-1]) * v[t-1]) + J[t])
+    zero, RLeaky / Synaptic: v[t] = (1 - s[t-1]) * clamp(decay(beta_q, v[t-1]) + J[t])
     s[t] = 1 if v[t] > theta else 0
 
-beta and theta are either one value for the whole layer or one per neuron (a 1-D array of n_out values, as
-snnTorch's ``Leaky`` takes tensors); every equation above then holds per neuron i with beta_q[i] and theta[i].
-A per-neuron array whose values are all equal is stored as that one scalar.
+(snnTorch's zero reset clears only the old membrane in ``Leaky`` but the whole new one in ``RLeaky`` and
+``Synaptic``; :attr:`Layer.clears_whole_membrane`.) alpha, beta and theta are either one value for the whole
+layer or one per neuron (a 1-D array of n_out values, as snnTorch takes tensors); every equation above then holds
+per neuron i. A per-neuron array whose values are all equal is stored as that one scalar.
 """
 
 from __future__ import annotations
@@ -106,7 +111,10 @@ class SourceLayer(_Dense):
     """A dense layer plus LIF neuron, as imported, in float (snnTorch semantics).
 
     ``weight`` is [n_out, n_in] like ``nn.Linear.weight``; ``bias`` is [n_out] (zeros when absent);
-    ``beta`` and ``threshold`` are each a float or a float64 array of n_out per-neuron values.
+    ``beta``, ``threshold`` and ``alpha`` (Synaptic only, else None) are each a float or a float64 array of
+    n_out per-neuron values; ``recurrent`` is RLeaky's V ([n_out] one-to-one or [n_out, n_out] dense, like
+    ``nn.Linear.weight``) or None. ``fixed`` marks an exact integer layer that quantization keeps as given in a
+    float model too (the OR layer of max pooling on spikes).
     """
 
     name: str
@@ -115,6 +123,9 @@ class SourceLayer(_Dense):
     beta: float | np.ndarray
     threshold: float | np.ndarray
     reset: Reset
+    alpha: float | np.ndarray | None = None
+    recurrent: np.ndarray | None = None
+    fixed: bool = False
 
     def __post_init__(self):
         weight = _frozen_array(self.weight, np.float64, "weight", self.name)
@@ -125,19 +136,24 @@ class SourceLayer(_Dense):
         if bias.shape != (weight.shape[0],):
             raise QuantizationError(f"layer {self.name!r}: bias has shape {tuple(bias.shape)}, expected "
                                     f"({weight.shape[0]},)")
-        beta = _per_neuron(self.beta, weight.shape[0], np.float64, "beta", self.name)
         threshold = _per_neuron(self.threshold, weight.shape[0], np.float64, "threshold", self.name)
-        bad = ~(np.isfinite(beta) & (beta >= 0.0) & (beta <= 1.0))
-        if np.any(bad):
-            raise QuantizationError(f"layer {self.name!r}: beta {_first_bad(beta, bad)} is outside [0, 1]")
+        for what, values in (("beta", self.beta), ("alpha", self.alpha)):
+            if values is None:
+                continue
+            values = _per_neuron(values, weight.shape[0], np.float64, what, self.name)
+            bad = ~(np.isfinite(values) & (values >= 0.0) & (values <= 1.0))
+            if np.any(bad):
+                raise QuantizationError(f"layer {self.name!r}: {what} {_first_bad(values, bad)} is outside [0, 1]")
+            object.__setattr__(self, what, values)
+        object.__setattr__(self, "recurrent", _recurrent(self.recurrent, weight.shape[0], np.float64, self.name))
         bad = ~(np.isfinite(threshold) & (threshold > 0.0))
         if np.any(bad):
             raise QuantizationError(f"layer {self.name!r}: threshold {_first_bad(threshold, bad)} must be finite "
                                     f"and > 0")
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "bias", bias)
-        object.__setattr__(self, "beta", beta)
         object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(self, "fixed", bool(self.fixed))
         if not isinstance(self.reset, Reset):
             raise QuantizationError(f"layer {self.name!r}: reset {self.reset!r} is not a Reset")
 
@@ -159,8 +175,9 @@ class Layer(_Dense):
     """A compiled integer layer; see the module docstring for its exact semantics.
 
     ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
-    ``threshold`` the integer theta > 0; ``beta_q`` and ``threshold`` are each an int or an int64 array of
-    n_out per-neuron values (:attr:`per_neuron` says whether either is).
+    ``threshold`` the integer theta > 0, ``alpha_q`` (Synaptic) like ``beta_q`` or None; each is an int or an
+    int64 array of n_out per-neuron values (:attr:`per_neuron` says whether any is). ``recurrent`` is the
+    integer V (int64 [n_out] or [n_out, n_out]) or None.
     """
 
     name: str
@@ -170,6 +187,8 @@ class Layer(_Dense):
     frac_bits: int
     threshold: int | np.ndarray
     reset: Reset
+    alpha_q: int | np.ndarray | None = None
+    recurrent: np.ndarray | None = None
 
     def __post_init__(self):
         for what in ("weight", "bias"):
@@ -184,27 +203,52 @@ class Layer(_Dense):
             raise QuantizationError(f"layer {self.name!r}: bias shape {self.bias.shape} does not match weight")
         if not 0 <= self.frac_bits <= 24:
             raise QuantizationError(f"layer {self.name!r}: frac_bits {self.frac_bits} is outside [0, 24]")
-        beta_q = _per_neuron(self.beta_q, self.n_out, np.int64, "beta_q", self.name)
+        for what in ("beta_q", "alpha_q"):
+            if getattr(self, what) is None:
+                continue
+            values = _per_neuron(getattr(self, what), self.n_out, np.int64, what, self.name)
+            outside = (values < 0) | (values > 1 << self.frac_bits)
+            if np.any(outside):
+                raise QuantizationError(f"layer {self.name!r}: {what} {_first_bad(values, outside)} is outside "
+                                        f"[0, 2^{self.frac_bits}]")
+            object.__setattr__(self, what, values)
         threshold = _per_neuron(self.threshold, self.n_out, np.int64, "threshold", self.name)
-        outside = (beta_q < 0) | (beta_q > 1 << self.frac_bits)
-        if np.any(outside):
-            raise QuantizationError(f"layer {self.name!r}: beta_q {_first_bad(beta_q, outside)} is outside "
-                                    f"[0, 2^{self.frac_bits}]")
         if not np.all(threshold > 0):
             raise QuantizationError(f"layer {self.name!r}: threshold {_first_bad(threshold, threshold <= 0)} "
                                     f"must be > 0")
-        object.__setattr__(self, "beta_q", beta_q)
         object.__setattr__(self, "frac_bits", int(self.frac_bits))
         object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(self, "recurrent", _recurrent(self.recurrent, self.n_out, np.int64, self.name))
 
     @property
     def beta(self) -> float | np.ndarray:
         return self.beta_q / (1 << self.frac_bits)
 
     @property
+    def alpha(self) -> float | np.ndarray | None:
+        return None if self.alpha_q is None else self.alpha_q / (1 << self.frac_bits)
+
+    @property
     def per_neuron(self) -> bool:
-        """Whether beta_q or threshold differs between neurons (is an array)."""
-        return isinstance(self.beta_q, np.ndarray) or isinstance(self.threshold, np.ndarray)
+        """Whether beta_q, alpha_q or threshold differs between neurons (is an array)."""
+        return any(isinstance(value, np.ndarray) for value in (self.beta_q, self.alpha_q, self.threshold))
+
+    @property
+    def synaptic(self) -> bool:
+        """Whether the neuron has a synaptic-current state (snnTorch ``Synaptic``)."""
+        return self.alpha_q is not None
+
+    @property
+    def recurrence(self) -> str | None:
+        """None, "one_to_one" (V is [n_out]) or "dense" (V is [n_out, n_out])."""
+        if self.recurrent is None:
+            return None
+        return "dense" if self.recurrent.ndim == 2 else "one_to_one"
+
+    @property
+    def clears_whole_membrane(self) -> bool:
+        """Whether the zero reset clears the whole new membrane (RLeaky, Synaptic), not just the old one."""
+        return self.reset is Reset.ZERO and (self.synaptic or self.recurrent is not None)
 
     @property
     def max_threshold(self) -> int:
@@ -217,6 +261,8 @@ class Layer(_Dense):
             "beta_q": json_value(self.beta_q), "frac_bits": self.frac_bits, "beta": json_value(self.beta),
             "threshold": json_value(self.threshold), "reset": self.reset.value,
             "weight": self.weight.tolist(), "bias": self.bias.tolist(),
+            "alpha_q": json_value(self.alpha_q),
+            "recurrent": None if self.recurrent is None else self.recurrent.tolist(),
         }
 
     @classmethod
@@ -224,7 +270,8 @@ class Layer(_Dense):
         weight = np.array(obj["weight"], dtype=np.int64).reshape(obj["n_out"], obj["n_in"])
         return cls(name=obj["name"], weight=weight, bias=np.array(obj["bias"], dtype=np.int64),
                    beta_q=obj["beta_q"], frac_bits=obj["frac_bits"], threshold=obj["threshold"],
-                   reset=Reset(obj["reset"]))
+                   reset=Reset(obj["reset"]), alpha_q=obj.get("alpha_q"),
+                   recurrent=None if obj.get("recurrent") is None else np.array(obj["recurrent"], np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,6 +311,21 @@ class Network(_Chain):
 def json_value(value: float | int | np.ndarray) -> float | int | list:
     """A layer parameter (scalar or per-neuron array) as a JSON value: the scalar, or a list."""
     return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def _recurrent(values, n_out: int, dtype, layer: str) -> np.ndarray | None:
+    """RLeaky's V as a frozen ``dtype`` array: [n_out] (one-to-one) or [n_out, n_out] (dense), or None."""
+    if values is None:
+        return None
+    array = np.asarray(values)
+    if array.dtype.kind == "f" and dtype is not np.float64:
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise QuantizationError(f"layer {layer!r}: integer recurrent weights have non-integer values")
+    array = _frozen_array(array, dtype, "recurrent weight V", layer)
+    if array.shape not in ((n_out,), (n_out, n_out)):
+        raise QuantizationError(f"layer {layer!r}: recurrent weight V must have shape ({n_out},) (one-to-one) or "
+                                f"({n_out}, {n_out}) (dense), got {tuple(array.shape)}")
+    return array
 
 
 def _first_bad(values, bad) -> float | int:

@@ -8,8 +8,14 @@ from snn2hw.ir import Layer, Network, Reset
 BETAS_Q = [0, 1, 128, 200, 240, 255, 256]     # beta_q at frac_bits 8
 
 
-def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=None, per_neuron=False) -> Network:
-    """A random integer network; ``per_neuron``: every layer draws one beta_q and threshold per neuron."""
+NEURON_KINDS = ("leaky", "synaptic", "one_to_one", "dense")
+
+
+def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=None, per_neuron=False,
+                   kinds=("leaky",)) -> Network:
+    """A random integer network; ``per_neuron``: every layer draws one beta_q and threshold per neuron;
+    ``kinds``: each layer's neuron is drawn from these NEURON_KINDS (Leaky, Synaptic, RLeaky with one-to-one
+    or dense V)."""
     rng = np.random.default_rng(seed)
     if sizes is None:
         sizes = [int(rng.integers(1, 12)) for _ in range(int(rng.integers(2, 5)))]
@@ -22,9 +28,23 @@ def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=
             bias=rng.integers(-4, 5, n_out) if with_bias else np.zeros(n_out, np.int64),
             beta_q=rng.choice(BETAS_Q, n_out) if per_neuron else int(rng.choice(BETAS_Q)), frac_bits=8,
             threshold=rng.integers(1, 12, n_out) if per_neuron else int(rng.integers(1, 12)),
-            reset=list(Reset)[int(rng.integers(0, 3))]))
+            reset=list(Reset)[int(rng.integers(0, 3))], **_neuron_kind(rng, kinds, n_out, weight_range, per_neuron)))
     bits = state_bits if state_bits is not None else int(rng.choice([4, 6, 8, 12, 16]))
     return Network(layers=tuple(layers), state_bits=bits)
+
+
+def _neuron_kind(rng, kinds, n_out: int, weight_range: int, per_neuron: bool) -> dict:
+    """Layer keyword arguments for a neuron drawn from ``kinds`` (nothing drawn for Leaky-only networks)."""
+    if tuple(kinds) == ("leaky",):
+        return {}
+    kind = kinds[int(rng.integers(0, len(kinds)))]
+    if kind == "synaptic":
+        return {"alpha_q": rng.choice(BETAS_Q, n_out) if per_neuron else int(rng.choice(BETAS_Q))}
+    if kind == "one_to_one":
+        return {"recurrent": rng.integers(-weight_range, weight_range + 1, n_out)}
+    if kind == "dense":
+        return {"recurrent": rng.integers(-weight_range, weight_range + 1, (n_out, n_out))}
+    return {}
 
 
 def random_spikes(seed: int, samples: int, steps: int, n_in: int) -> np.ndarray:

@@ -19,9 +19,12 @@ Two cases:
   bits. The scaled threshold, weights and biases must fit the membrane width B (``state_bits``): a
   threshold >= 2^(B-1) - 1 could never be exceeded, so it is refused with the layer's name.
 
-In both cases ``beta_q = round(beta * 2^F)``. F is ``beta_frac_bits`` when given, otherwise the smallest
-F >= 8 (up to 16) that represents every beta exactly, else 16 (the rounding is then reported). Per-neuron
-beta and theta (arrays) are rounded and scaled element by element, F is chosen over all of them.
+In both cases ``beta_q = round(beta * 2^F)`` and (Synaptic) ``alpha_q = round(alpha * 2^F)``. F is
+``beta_frac_bits`` when given, otherwise the smallest F >= 8 (up to 16) that represents every beta and alpha
+exactly, else 16 (the rounding is then reported). Per-neuron beta, alpha and theta (arrays) are rounded and
+scaled element by element, F is chosen over all of them. RLeaky's recurrent weights V are synaptic weights like
+W: integer as given, or scaled with W (``s`` from the largest |W| or |V|, ``V_q = 2^G round(s V)``). A ``fixed``
+layer (max pooling's OR) is kept exactly as given in both cases and is not held to ``weight_bits``.
 """
 
 from __future__ import annotations
@@ -78,9 +81,20 @@ def _is_integer(values) -> bool:
     return bool(np.all(values == np.round(values)))
 
 
-def _choose_frac_bits(betas: list[float]) -> int:
+def _decays(layer: SourceLayer) -> list[tuple[str, float | np.ndarray]]:
+    """The layer's decay factors: ("beta", beta) and, for a Synaptic neuron, ("alpha", alpha)."""
+    return [("beta", layer.beta)] + ([("alpha", layer.alpha)] if layer.alpha is not None else [])
+
+
+def _synapses(layer: SourceLayer) -> list[np.ndarray]:
+    """The layer's synaptic weights: W, and RLeaky's V when present."""
+    return [layer.weight] + ([layer.recurrent] if layer.recurrent is not None else [])
+
+
+def _choose_frac_bits(layers) -> int:
+    factors = [values for layer in layers for _, values in _decays(layer)]
     for bits in range(MIN_FRAC_BITS, MAX_AUTO_FRAC_BITS + 1):
-        if all(_is_integer(beta * (1 << bits)) for beta in betas):
+        if all(_is_integer(values * (1 << bits)) for values in factors):
             return bits
     return MAX_AUTO_FRAC_BITS
 
@@ -92,35 +106,48 @@ def _rounded(values) -> int | np.ndarray:
     return int(round(values))
 
 
-def _beta_q(layer: SourceLayer, beta_frac_bits: int) -> int | np.ndarray:
-    return _rounded(layer.beta * (1 << beta_frac_bits))
+def _rounding_notes(layer: SourceLayer, frac_bits: int) -> list[str]:
+    """A note for each of the layer's decay factors that 2^-frac_bits steps cannot represent exactly."""
+    notes = []
+    for what, values in _decays(layer):
+        scaled = values * (1 << frac_bits)
+        if _is_integer(scaled):
+            continue
+        if np.ndim(values):
+            count = int(np.count_nonzero(scaled != np.round(scaled)))
+            notes.append(f"layer {layer.name!r}: {count} of {layer.n_out} per-neuron {what}s rounded to multiples "
+                         f"of 2^-{frac_bits}")
+        else:
+            notes.append(f"layer {layer.name!r}: {what} {values} rounded to {_rounded(scaled)}/2^{frac_bits}")
+    return notes
 
 
-def _beta_note(layer: SourceLayer, beta_frac_bits: int) -> str:
-    if np.ndim(layer.beta):
-        scaled = layer.beta * (1 << beta_frac_bits)
-        count = int(np.count_nonzero(scaled != np.round(scaled)))
-        return (f"layer {layer.name!r}: {count} of {layer.n_out} per-neuron betas rounded to multiples of "
-                f"2^-{beta_frac_bits}")
-    return f"layer {layer.name!r}: beta {layer.beta} rounded to {_beta_q(layer, beta_frac_bits)}/2^{beta_frac_bits}"
-
-
-def _integer_layer(layer: SourceLayer, beta_frac_bits: int) -> Layer:
-    return Layer(name=layer.name, weight=layer.weight, bias=layer.bias, beta_q=_beta_q(layer, beta_frac_bits),
-                 frac_bits=beta_frac_bits, threshold=_rounded(layer.threshold), reset=layer.reset)
+def _integer_layer(layer: SourceLayer, frac_bits: int, **scaled) -> Layer:
+    """``layer`` with its decays on the 2^-frac_bits grid; ``scaled`` replaces weight, bias, threshold and
+    recurrent (default: the layer's own, which must be integers)."""
+    params = {"weight": layer.weight, "bias": layer.bias, "threshold": _rounded(layer.threshold),
+              "recurrent": layer.recurrent, **scaled}
+    return Layer(name=layer.name, beta_q=_rounded(layer.beta * (1 << frac_bits)), frac_bits=frac_bits,
+                 reset=layer.reset, alpha_q=None if layer.alpha is None else _rounded(layer.alpha * (1 << frac_bits)),
+                 **params)
 
 
 def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, beta_frac_bits: int,
                  state_bits: int) -> tuple[Layer, float]:
     """The float ``layer`` on the N-bit weight grid with G membrane fraction bits, and its scale 2^G s."""
-    peak = float(np.max(np.abs(layer.weight)))
+    if layer.fixed:
+        return _integer_layer(layer, beta_frac_bits), 1.0
+    peak = max(float(np.max(np.abs(weights))) for weights in _synapses(layer))
     scale = ((1 << (weight_bits - 1)) - 1) / peak if peak > 0 else 1.0
     fine = scale * (1 << membrane_frac_bits)
-    quantized = Layer(name=layer.name,
-                      weight=np.round(layer.weight * scale).astype(np.int64) << membrane_frac_bits,
-                      bias=np.round(layer.bias * fine).astype(np.int64),
-                      beta_q=_beta_q(layer, beta_frac_bits), frac_bits=beta_frac_bits,
-                      threshold=np.maximum(1, _rounded(layer.threshold * fine)), reset=layer.reset)
+
+    def on_grid(weights):
+        return np.round(weights * scale).astype(np.int64) << membrane_frac_bits
+
+    quantized = _integer_layer(
+        layer, beta_frac_bits, weight=on_grid(layer.weight), bias=np.round(layer.bias * fine).astype(np.int64),
+        threshold=np.maximum(1, _rounded(layer.threshold * fine)),
+        recurrent=None if layer.recurrent is None else on_grid(layer.recurrent))
     _check_membrane_fit(quantized, state_bits, weight_bits, membrane_frac_bits)
     return quantized, fine
 
@@ -134,9 +161,10 @@ def _check_membrane_fit(layer: Layer, state_bits: int, weight_bits: int, membran
         raise QuantizationError(f"layer {layer.name!r}: scaled threshold {layer.max_threshold} ({options}) does not "
                                 f"fit below the {state_bits}-bit membrane's maximum {top}, so it could never spike; "
                                 f"{advice}")
-    peak = int(max(np.abs(layer.weight).max(), np.abs(layer.bias).max(initial=0)))
+    peaks = {"weight": np.abs(layer.weight).max(), "bias": np.abs(layer.bias).max(initial=0),
+             "recurrent weight": 0 if layer.recurrent is None else np.abs(layer.recurrent).max()}
+    what, peak = max(peaks.items(), key=lambda item: item[1])
     if peak > top:
-        what = "weight" if np.abs(layer.weight).max() == peak else "bias"
         raise QuantizationError(f"layer {layer.name!r}: scaled {what} of magnitude {peak} ({options}) exceeds the "
                                 f"{state_bits}-bit membrane's maximum {top}; {advice}")
 
@@ -156,10 +184,11 @@ def _quantize_integer(source: SourceNetwork, weight_bits: int | None, beta_frac_
         raise QuantizationError(f"--frac-bits {membrane_frac_bits} applies to float models only; this model's "
                                 f"weights, biases and thresholds are integers and compile exactly as given "
                                 f"(omit --frac-bits)")
-    needed = max(signed_bits(layer.weight) for layer in source.layers)
+    held = [(layer, weights) for layer in source.layers if not layer.fixed for weights in _synapses(layer)]
+    needed = max((signed_bits(weights) for _, weights in held), default=1)
     if weight_bits is not None and needed > weight_bits:
-        worst = max(source.layers, key=lambda layer: signed_bits(layer.weight))
-        extreme = int(worst.weight.flat[np.argmax(np.abs(worst.weight))])
+        worst, weights = max(held, key=lambda pair: signed_bits(pair[1]))
+        extreme = int(weights.flat[np.argmax(np.abs(weights))])
         raise QuantizationError(f"layer {worst.name!r}: weight {extreme} needs {needed} signed bits, "
                                 f"more than --weight-bits {weight_bits}")
     return [_integer_layer(layer, beta_frac_bits) for layer in source.layers], weight_bits or needed
@@ -171,12 +200,10 @@ def quantize(source: SourceNetwork, *, state_bits: int = 16, weight_bits: int | 
     """Return the integer network for ``source`` and a report of what was rescaled or rounded (see the
     module docstring for both cases)."""
     _check_options(weight_bits, beta_frac_bits, membrane_frac_bits)
-    chosen_frac = beta_frac_bits if beta_frac_bits is not None else _choose_frac_bits(
-        [layer.beta for layer in source.layers])
-    notes = [_beta_note(layer, chosen_frac) for layer in source.layers
-             if not _is_integer(layer.beta * (1 << chosen_frac))]
-    integer_model = all(_is_integer(layer.weight) and _is_integer(layer.bias) and _is_integer(layer.threshold)
-                        for layer in source.layers)
+    chosen_frac = beta_frac_bits if beta_frac_bits is not None else _choose_frac_bits(source.layers)
+    notes = [note for layer in source.layers for note in _rounding_notes(layer, chosen_frac)]
+    integer_model = all(all(_is_integer(weights) for weights in _synapses(layer)) and _is_integer(layer.bias)
+                        and _is_integer(layer.threshold) for layer in source.layers)
     scales = {}
     if integer_model:
         layers, bits = _quantize_integer(source, weight_bits, chosen_frac, membrane_frac_bits)
