@@ -133,6 +133,7 @@ def test_reduced_bench_through_the_cli(tmp_path):
     assert b1["ratio_to_bound"] >= 1 and b1["compile_s"] > 0
     # throughput is timed on a larger batch, all of it bit-exact (a wall-clock figure: not asserted here)
     assert b1["rtl_batch"] == runner.THROUGHPUT_BATCH and b1["rtl_inferences_per_s"] > 0
+    assert b1["verify_inferences_per_s"] > 0 and b1["verify_build_s"] > 0
     assert all(b1[field] is None for field in ("lc_used", "ebr_used", "spram_used", "dsp_used", "fmax_mhz",
                                                "us_per_inference", "build_s"))
     assert b1["golden_speedup"] >= 1.0, "the golden model must be at least as fast as snnTorch (batch 64)"

@@ -147,6 +147,6 @@ def test_the_templates_are_package_data():
     """Read through importlib.resources and matched by pyproject's package-data globs (so a wheel has them)."""
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["snn2hw"]
-    for name in ("snn_sim_top.sv", "sim_main.cpp"):
+    for name in ("snn_sim_top.sv", "snn_sim_clocked.sv", "sim_main.cpp"):
         assert template(name).startswith(b"//")
         assert any(fnmatch.fnmatch(f"rtl_templates/{name}", pattern) for pattern in globs)

