@@ -57,7 +57,7 @@ from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
 from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
-from .spatial import FeatureShape, conv2d_dense, max_pool_layer
+from .spatial import FeatureShape, conv2d_dense, max_pool_layer, spread_over
 
 __all__ = ["load_onnx"]
 
@@ -438,16 +438,11 @@ class _Matcher:
         return layer, mem_in, spike, dims
 
     def _param(self, values, n_out: int, what: str, name: str) -> float | np.ndarray:
-        """A neuron parameter of the layer being matched (:func:`neuron_param`); on a feature map, a tensor that
-        broadcasts to the layer's shape ``neuron_dims`` (e.g. one value per channel, [C, 1, 1]) is spread over
-        its neurons in C,H,W order."""
-        array = np.asarray(values)
-        if array.size not in (1, n_out) and self.neuron_dims is not None:
-            try:
-                values = np.broadcast_to(array, self.neuron_dims).reshape(-1)
-            except ValueError:
-                pass  # neuron_param names the element count
-        return neuron_param(values, n_out, what, name)
+        """A neuron parameter of the layer being matched (:func:`neuron_param`), a per-channel tensor of a
+        feature map spread over its neurons (:func:`.spatial.spread_over`)."""
+        dims = self.neuron_dims
+        shape = FeatureShape(*dims[1:]) if dims is not None and len(dims) == 4 else None
+        return neuron_param(spread_over(values, shape), n_out, what, name)
 
     def _reshapes(self, value: str, dims: tuple[int, ...] | None) -> tuple[str, tuple[int, ...] | None]:
         """Follow the Flatten/Reshape/Squeeze/Unsqueeze nodes that alone read ``value``: they keep the element

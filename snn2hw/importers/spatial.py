@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import Snn2hwError, UnsupportedModelError
 from ..ir import Reset, SourceLayer
 
-__all__ = ["FeatureShape", "conv2d_dense", "sum_pool_dense", "max_pool_layer"]
+__all__ = ["FeatureShape", "conv2d_dense", "sum_pool_dense", "max_pool_layer", "spread_over"]
 
 
 @dataclass(frozen=True)
@@ -164,3 +164,16 @@ def max_pool_layer(name: str, shape: FeatureShape, kernel, stride=None, padding=
     layer = SourceLayer(name=name, weight=2.0 * matrix, bias=np.zeros(out_shape.size), beta=0.0, threshold=1.0,
                         reset=Reset.NONE, fixed=True)
     return layer, out_shape
+
+
+def spread_over(values, shape: FeatureShape | None):
+    """A neuron parameter (beta, threshold) of a layer whose neurons form a ``shape`` map: a tensor that is neither
+    one value nor one per neuron but broadcasts to (C, H, W), e.g. one value per channel [C, 1, 1], as the flat
+    array of per-neuron values in C,H,W order; anything else (or ``shape`` None) unchanged."""
+    array = np.asarray(values)
+    if shape is None or array.size in (1, shape.size):
+        return values
+    try:
+        return np.broadcast_to(array, shape.dims).reshape(-1)
+    except ValueError:
+        return values   # the caller names the element count
