@@ -2,6 +2,8 @@
 independent PyTorch reference; what a state dict cannot say (input shape, pooling, padding, strides) is asked for
 or refused in one line."""
 
+import json
+
 import numpy as np
 import pytest
 import snntorch as snn
@@ -122,3 +124,12 @@ def test_cli_input_shape(tmp_path):
     assert "argument --input-shape: input shape '1x6x6' is not C,H,W" in bad.stderr
     done = run_cli("compile", path, "-o", tmp_path / "c", "--input-shape", "1, 6, 6", check=0)
     assert "compiled model.pt: 36 -> 64 -> 3 neurons" in done.stdout
+
+
+def test_explore_passes_the_input_shape(tmp_path):
+    run_cli("explore", _conv_fc(tmp_path), "--input-shape", "1,6,6", "--no-build", "--lanes", "1", "--jobs", "1",
+            "-o", tmp_path / "explore", check=0)
+    points = json.loads((tmp_path / "explore" / "explore.json").read_text())["points"]
+    assert [point["status"] for point in points] == ["ok"]
+    refused = run_cli("explore", _conv_fc(tmp_path), "--no-build", "--lanes", "1", "-o", tmp_path / "e2", check=2)
+    assert "--input-shape C,H,W" in refused.stderr
