@@ -7,7 +7,10 @@
 * **B3 binarized**: as B2 with weights in {-1, +1}; each layer's threshold is chosen, layer by layer, with
   the golden model on the first 64 stimuli: thresholds 1, 2, ... are tried until the layer's spike activity
   (the fraction of neuron-timesteps spiking) drops below 20 %, and the one closest to 20 % is kept.
-* **B4 conv**: listed, but convolutions are not supported by the compiler yet.
+* **B4 conv**: 1x8x8 -> Conv2d 3x3, 8 channels, no padding (8x6x6) -> 10, integer weights uniform in
+  [-7, 7], beta 0.875, subtract reset, thresholds calibrated as B3's, on the digits example's rate code of its
+  test split, T = 16. The convolution is compiled as importers lower it: a dense layer with the unrolled
+  kernel (:mod:`snn2hw.importers.spatial`).
 
 Random workloads draw their weights and their stimuli from fixed seeds; the first k of n stimuli are the
 same for every n.
@@ -33,6 +36,7 @@ __all__ = ["Workload", "WorkloadData", "WORKLOADS", "select_workloads", "DIGITS_
 DIGITS_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits" / "digits.py"
 INPUT_RATE = 0.13            # MNIST's mean pixel intensity
 BETA = 0.9375
+CONV_BETA = 0.875            # B4
 WEIGHT_SEED, STIMULUS_SEED = 1, 0
 CALIBRATION_SAMPLES = 64     # B3's thresholds are chosen on this many stimuli
 TARGET_ACTIVITY = 0.2        # B3: aim for the middle of 10-30 % activity
@@ -51,8 +55,8 @@ class WorkloadData:
 
 @dataclass(frozen=True)
 class Workload:
-    """One reference workload; ``data(samples)`` gives at least ``samples`` stimuli (B1: its 360 test
-    samples at most), or raises the reason it cannot run."""
+    """One reference workload; ``data(samples)`` gives at least ``samples`` stimuli (B1 and B4: their 360
+    test samples at most), or raises the reason it cannot run."""
 
     name: str
     title: str
@@ -73,8 +77,8 @@ def bernoulli_stimuli(samples: int, timesteps: int, n_in: int, rate: float = INP
     return (rng.random((samples, timesteps, n_in)) < rate).astype(np.uint8)
 
 
-def _dense(name: str, weight: np.ndarray, threshold: float) -> SourceLayer:
-    return SourceLayer(name, weight, np.zeros(weight.shape[0]), BETA, threshold, Reset.SUBTRACT)
+def _dense(name: str, weight: np.ndarray, threshold: float, beta: float = BETA) -> SourceLayer:
+    return SourceLayer(name, weight, np.zeros(weight.shape[0]), beta, threshold, Reset.SUBTRACT)
 
 
 def _load_b2(samples: int) -> WorkloadData:
@@ -89,12 +93,12 @@ def activity(spikes: np.ndarray) -> float:
 
 
 def calibrate_threshold(layers: list[SourceLayer], weight: np.ndarray, stimuli: np.ndarray,
-                        target: float = TARGET_ACTIVITY) -> int:
+                        target: float = TARGET_ACTIVITY, beta: float = BETA) -> int:
     """A threshold for a new last layer with ``weight`` (after ``layers``): trying 1, 2, ... up to
     MAX_THRESHOLD until its activity on ``stimuli`` drops below ``target``, the one closest to ``target``
     (the smallest on ties)."""
     def spiking(threshold: int) -> float:
-        network, _ = quantize(SourceNetwork(tuple(layers) + (_dense("probe", weight, threshold),)))
+        network, _ = quantize(SourceNetwork(tuple(layers) + (_dense("probe", weight, threshold, beta),)))
         return activity(golden.run(network, stimuli).output)
 
     best, best_gap = 1, float("inf")
@@ -107,15 +111,34 @@ def calibrate_threshold(layers: list[SourceLayer], weight: np.ndarray, stimuli: 
     return best
 
 
+def _calibrated(weights: list[np.ndarray], stimuli: np.ndarray, names: list[str], beta: float = BETA,
+                ) -> SourceNetwork:
+    """Layers with ``weights`` and ``names``, each threshold calibrated on the first stimuli in turn."""
+    layers: list[SourceLayer] = []
+    for name, weight in zip(names, weights):
+        threshold = calibrate_threshold(layers, weight, stimuli[:CALIBRATION_SAMPLES], beta=beta)
+        layers.append(_dense(name, weight, threshold, beta))
+    return SourceNetwork(tuple(layers))
+
+
 def _load_b3(samples: int) -> WorkloadData:
     rng = np.random.default_rng(WEIGHT_SEED)
     weights = [rng.choice((-1, 1), (128, 784)), rng.choice((-1, 1), (10, 128))]
     stimuli = bernoulli_stimuli(max(samples, CALIBRATION_SAMPLES), 25, 784)
-    layers: list[SourceLayer] = []
-    for index, weight in enumerate(weights):
-        threshold = calibrate_threshold(layers, weight, stimuli[:CALIBRATION_SAMPLES])
-        layers.append(_dense(f"fc{index + 1}", weight, threshold))
-    return WorkloadData(SourceNetwork(tuple(layers), origin="B3"), "B3", stimuli)
+    network = _calibrated(weights, stimuli, ["fc1", "fc2"])
+    return WorkloadData(SourceNetwork(network.layers, origin="B3"), "B3", stimuli)
+
+
+def _load_b4(samples: int) -> WorkloadData:
+    from ..importers.spatial import FeatureShape, conv2d_dense
+
+    rng = np.random.default_rng(WEIGHT_SEED)
+    kernel = rng.integers(-7, 8, (8, 1, 3, 3))
+    conv, _, maps = conv2d_dense(kernel, None, FeatureShape(1, 8, 8), name="conv1")
+    weights = [conv.astype(np.int64), rng.integers(-7, 8, (10, maps.size))]
+    stimuli = _digits_stimuli()
+    network = _calibrated(weights, stimuli, ["conv1", "fc1"], beta=CONV_BETA)
+    return WorkloadData(SourceNetwork(network.layers, origin="B4"), "B4", stimuli)
 
 
 def _digits_example():
@@ -133,26 +156,31 @@ def _digits_example():
     return module
 
 
+def _digits_stimuli() -> np.ndarray:
+    """The digits example's rate code of its test split: 360 samples, T = 16."""
+    digits = _digits_example()
+    try:
+        _, x_test, _, _ = digits.load_digits_split()
+    except ImportError as exc:
+        raise Snn2hwError(f"B1 and B4 need {exc.name or 'scikit-learn'} for the digits data "
+                          f"(pip install scikit-learn)") from None
+    return digits.rate_code(x_test, digits.TIMESTEPS)
+
+
 def _load_b1(samples: int) -> WorkloadData:
     from ..importers import load_model
 
     digits = _digits_example()
     if not digits.MODEL.is_file():
         raise Snn2hwError(f"B1 needs the trained digits model, {digits.MODEL} is missing")
-    try:
-        _, x_test, _, _ = digits.load_digits_split()
-    except ImportError as exc:
-        raise Snn2hwError(f"B1 needs {exc.name or 'scikit-learn'} for the digits data (pip install scikit-learn)") \
-            from None
-    return WorkloadData(load_model(digits.MODEL), digits.MODEL.name, digits.rate_code(x_test, digits.TIMESTEPS))
+    return WorkloadData(load_model(digits.MODEL), digits.MODEL.name, _digits_stimuli())
 
 
 WORKLOADS: dict[str, Workload] = {workload.name: workload for workload in (
     Workload("B1", "digits 64-128-10", 16, _load_b1),
     Workload("B2", "mnist-shape 784-128-10", 25, _load_b2),
     Workload("B3", "binarized 784-128-10", 25, _load_b3),
-    Workload("B4", "conv 1x8x8-c3x3x8-10", 16, None,
-             unsupported="convolutional layers are not supported by the compiler yet (dense LIF layers only)"),
+    Workload("B4", "conv 1x8x8-c3x3x8-10", 16, _load_b4),
 )}
 
 
