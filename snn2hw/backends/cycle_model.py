@@ -8,8 +8,8 @@ cycles). Costs per layer core (G = groups):
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
 * an input spike taken at cycle a: integration in cycles a+1 .. a+G; the core takes its next event from
   cycle a + G on;
-* an end-of-timestep taken at cycle a: a read cycle (a+1), two pipeline cycles and one update cycle per
-  group; at cycle a + 4 + G the spike buffer is offered to the emitter, which takes it once it has sent the
+* an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
+  group; at cycle a + 5 + G the spike buffer is offered to the emitter, which takes it once it has sent the
   previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
   and 1 + G cycles per spike integrating V's rows, then offers the buffer;
@@ -52,7 +52,7 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
     for t, in_step in enumerate(input_raster):
         for _ in range(int(in_step.sum())):
             cycle = (yield ("recv", cycle)) + groups
-        cycle = (yield ("recv", cycle)) + 4 + groups         # read, stages A and B, one cycle per group
+        cycle = (yield ("recv", cycle)) + 5 + groups         # read, stages A to C, one cycle per group
         if mapping.recurrent_rows and t < len(input_raster) - 1:
             cycle += 1 + groups + int(output_raster[t].sum()) * (1 + groups)   # the recurrent pass
         cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over

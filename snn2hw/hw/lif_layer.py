@@ -7,13 +7,14 @@ during integration that plus the current summed so far, so no separate accumulat
 * each input spike j costs ``groups`` integration cycles, adding weight row j to the membranes
   (``m[g] += W[g, j]``, ``lanes`` neurons per cycle, pipelined read-modify-write); the next event is
   taken in the last of them, so back-to-back spikes cost ``groups`` cycles each (one more after idling);
-* an end-of-timestep costs a read cycle and two cycles to fill the fire pipeline, then per group one cycle
+* an end-of-timestep costs a read cycle and three cycles to fill the fire pipeline, then per group one cycle
   (``u = m + b``, ``v = clamp(u)``, ``s = v > threshold``, ``m = floor(beta_q v / 2^F) - s threshold``
-  or ``floor(beta_q (1 - s) v / 2^F)``, in three pipeline stages that overlap consecutive groups), which
-  also writes the group's spike mask into one half of a double-buffered spike buffer; then one cycle to
-  hand the buffer to the emitter, as soon as it has finished the previous timestep's; per-neuron thresholds
-  and betas come from ROMs read with the bias and travel along stages A and B (the leak is then a multiply
-  ``v * beta_q[i]`` instead of the constant shift-and-add), so the timing is the same;
+  or ``floor(beta_q (1 - s) v / 2^F)``, in four pipeline stages that overlap consecutive groups: A the bias,
+  B saturation and spike, C the leak, D the reset subtraction and the write), which also writes the group's
+  spike mask into one half of a double-buffered spike buffer; then one cycle to hand the buffer to the
+  emitter, as soon as it has finished the previous timestep's; per-neuron thresholds and betas come from
+  ROMs read with the bias and travel along the stages (the leak is then a multiply ``v * beta_q[i]``
+  instead of the constant shift-and-add), so the timing is the same;
 * the emitter, working alongside integration of the next timestep, reads the handed-over masks group
   by group (one cycle per group without spikes), sends one beat per spike (lowest neuron first) and then
   the end-of-timestep beat;
@@ -21,13 +22,13 @@ during integration that plus the current summed so far, so no separate accumulat
 
 Other neurons of :mod:`snn2hw.ir` use the same pipeline:
 
-* RLeaky, one-to-one V: stage C adds ``s * V[i]`` to the membrane the next timestep starts from;
+* RLeaky, one-to-one V: stage D adds ``s * V[i]`` to the membrane the next timestep starts from;
 * RLeaky, dense V: V's rows follow W's in the weight memory; after the fire pass of a timestep that is not the
   last, a recurrent pass scans the new spike masks (one cycle, then one per group) and integrates row
   ``n_in + i`` for each neuron i that fired (one cycle plus ``groups``), before the hand-over;
 * Synaptic: the membrane memory accumulates the synaptic current; a second memory holds the potential
   ``decay(beta_q, v) - s theta``; stage B computes ``syn = clamp(u)`` and ``v = clamp(potential + syn)``,
-  stage C ``decay(alpha_q, syn)`` and the next potential;
+  stages C and D ``decay(alpha_q, syn)`` and the next potential;
 * a zero reset that clears the whole new membrane (RLeaky, Synaptic) reads the previous timestep's spike from
   the other half of the spike buffer with the stage-A words and forces ``v = 0`` (so ``s = 0``) in stage B.
 
@@ -47,6 +48,9 @@ from .spike_emitter import emit_spikes, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
+
+
+FIRE_STAGES = 4   # registered stages of the fire pass: A (bias), B (saturate, fire), C (leak), D (reset, write)
 
 
 class DenseLIFLayer(wiring.Component):
@@ -123,21 +127,21 @@ class DenseLIFLayer(wiring.Component):
             for k in range(lanes):
                 m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
 
-        # The fire pass of one group in three registered pipeline stages: A adds the bias to the integrated
-        # membrane, B saturates and decides the spike, C applies leak and reset for the next timestep and
-        # writes back. Consecutive groups overlap.
+        # The fire pass of one group in four registered pipeline stages: A adds the bias to the integrated
+        # membrane, B saturates and decides the spike, C applies the leak, D the reset for the next timestep
+        # and writes back. Consecutive groups overlap.
         stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
         a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
-        # Per lane, each per-neuron parameter as stage B ([0]) and stage C ([1]) see it; scalars are constants.
-        params = {what: [(getattr(layer, what),) * 2] * lanes for what in ("threshold", "beta_q", "alpha_q")}
-        params["recurrent"] = [(int(layer.recurrent[0]),) * 2] * lanes if layer.recurrence == "one_to_one" else None
+        # Per lane, each per-neuron parameter as stages B, C and D see it; scalars are constants.
+        params = {what: [(getattr(layer, what),) * 3] * lanes for what in ("threshold", "beta_q", "alpha_q")}
+        params["recurrent"] = [(int(layer.recurrent[0]),) * 3] * lanes if layer.recurrence == "one_to_one" else None
         for what, port in param_rds.items():
             params[what] = []
             for k in range(lanes):
-                a_reg, b_reg = (Signal.like(port.data[k], name=f"{stage}_{what}{k}") for stage in "ab")
-                advance += [a_reg.eq(port.data[k]), b_reg.eq(a_reg)]
-                params[what].append((a_reg, b_reg))
+                regs = [Signal.like(port.data[k], name=f"{stage}_{what}{k}") for stage in "abc"]
+                advance += [regs[0].eq(port.data[k]), regs[1].eq(regs[0]), regs[2].eq(regs[1])]
+                params[what].append(tuple(regs))
         carried = {}       # per lane, words read with the group that stage B uses: potential, previous spike
         for what, port in (("potential", pot_rd if mp.synaptic else None), ("spiked", own_rd if whole_clear else None)):
             if port is not None:
@@ -149,12 +153,12 @@ class DenseLIFLayer(wiring.Component):
         for k in range(lanes):
             lane_params = {what: None if values is None else values[k] for what, values in params.items()}
             lane_carried = {what: values[k] for what, values in carried.items()}
-            stage_b, stage_c = self._fire_lane(a_regs[k], lane_params, lane_carried, k)
-            advance += stage_b
-            m.d.comb += fired[k].eq(stage_c["spike"])
-            m.d.comb += next_membrane[k].eq(stage_c["membrane"])
+            registers, stage_d = self._fire_lane(a_regs[k], lane_params, lane_carried, k)
+            advance += registers
+            m.d.comb += fired[k].eq(stage_d["spike"])
+            m.d.comb += next_membrane[k].eq(stage_d["membrane"])
             if mp.synaptic:
-                m.d.comb += next_potential[k].eq(stage_c["potential"])
+                m.d.comb += next_potential[k].eq(stage_d["potential"])
 
         payload = self.i_events.payload
 
@@ -219,22 +223,20 @@ class DenseLIFLayer(wiring.Component):
                     take_event()
             with m.State("FIRE_READ"):
                 fire_reads(0)
-                m.next = "FIRE_PRIME_A"
-            with m.State("FIRE_PRIME_A"):
-                fire_reads(1)
-                m.d.sync += advance
-                m.next = "FIRE_PRIME_B"
-            with m.State("FIRE_PRIME_B"):
-                fire_reads(2)
-                m.d.sync += advance
-                m.next = "FIRE"
+                m.next = "FIRE_PRIME_1"
+            for depth in range(1, FIRE_STAGES):               # fill the pipeline: stages A .. C
+                with m.State(f"FIRE_PRIME_{depth}"):
+                    fire_reads(depth)
+                    m.d.sync += advance
+                    m.next = f"FIRE_PRIME_{depth + 1}" if depth + 1 < FIRE_STAGES else "FIRE"
             with m.State("FIRE"):
-                # stage C of `group`, B of `group + 1`, A of `group + 2`; the words of `group + 3` are read.
+                # stage D of `group`, C of `group + 1`, B of `group + 2`, A of `group + 3`; the words of
+                # `group + 4` are read.
                 m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
                              mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1), mask_wr.data.eq(fired)]
                 if mp.synaptic:
                     m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
-                fire_reads(group + 3)
+                fire_reads(group + FIRE_STAGES)
                 m.d.sync += advance
                 end_of_fire()
             if dense_recurrent:
@@ -310,48 +312,42 @@ class DenseLIFLayer(wiring.Component):
         return rom.read_port()
 
     def _fire_lane(self, u, params: dict, carried: dict, k: int) -> tuple[list, dict]:
-        """One lane's stages B and C: the stage-B register assignments, and stage C's combinational
-        ``spike``, ``membrane`` (the next timestep's starting word) and, Synaptic, ``potential``."""
+        """One lane's stages B, C and D: the assignments of the stage B and C registers, and stage D's
+        combinational ``spike``, ``membrane`` (the next timestep's starting word) and, Synaptic, ``potential``.
+        ``params[what]`` holds a parameter as stages B, C and D see it."""
         layer = self.layer
         lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
-        threshold_b, threshold_c = params["threshold"]
+        threshold_b, _, threshold_d = params["threshold"]
         v, spike = Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")
-        stage_b, stage_c = [], {"spike": spike}
+        registers = []
         if layer.synaptic:
             syn = Signal(signed(self.state_bits), name=f"b_syn{k}")
-            stage_b.append(syn.eq(clamp(u, lo, hi)))
+            registers.append(syn.eq(clamp(u, lo, hi)))
             u = carried["potential"] + clamp(u, lo, hi)     # v's sum before saturation
         fires = (u > threshold_b) if not isinstance(threshold_b, int) or threshold_b < hi else 0
         saturated = clamp(u, lo, hi)
         if "spiked" in carried:           # a spike at t-1 clears the whole new membrane: v = 0, no spike
             saturated, fires = Mux(carried["spiked"], 0, saturated), ~carried["spiked"] & fires
-        stage_b += [v.eq(saturated), spike.eq(fires)]
-        beta_q, alpha_q = params["beta_q"][1], params["alpha_q"][1] if layer.synaptic else None
+        registers += [v.eq(saturated), spike.eq(fires)]
+        # stage C: the leak (a zero reset of the old membrane is a mux, so it goes here too)
         reset = Reset.NONE if layer.clears_whole_membrane else layer.reset
-        feedback = Mux(spike, params["recurrent"][1], 0) if params["recurrent"] is not None else 0
+        c_spike, c_leaked = Signal(name=f"c_s{k}"), Signal(signed(self.state_bits), name=f"c_leak{k}")
+        leaked = self._decay(v, params["beta_q"][1])
+        registers += [c_spike.eq(spike), c_leaked.eq(Mux(spike, 0, leaked) if reset is Reset.ZERO else leaked)]
         if layer.synaptic:
-            stage_c["potential"] = self._leak_and_reset(v, spike, beta_q, threshold_c, reset)
-            stage_c["membrane"] = self._decay(syn, alpha_q) + feedback
-        else:
-            stage_c["membrane"] = self._leak_and_reset(v, spike, beta_q, threshold_c, reset) + feedback
-        return stage_b, stage_c
+            c_syn = Signal(signed(self.state_bits), name=f"c_syn{k}")
+            registers.append(c_syn.eq(self._decay(syn, params["alpha_q"][1])))
+        # stage D: the reset subtraction and a one-to-one V
+        subtracted = c_leaked - Mux(c_spike, threshold_d, 0) if reset is Reset.SUBTRACT else c_leaked
+        feedback = Mux(c_spike, params["recurrent"][2], 0) if params["recurrent"] is not None else 0
+        if layer.synaptic:
+            return registers, {"spike": c_spike, "potential": subtracted, "membrane": c_syn + feedback}
+        return registers, {"spike": c_spike, "membrane": subtracted + feedback}
 
     def _decay(self, value, factor):
         """``floor(factor * value / 2^F)``; ``factor`` is an int (shift-and-add) or a per-neuron signal."""
         product = shift_add_product(value, factor) if isinstance(factor, int) else value * factor
         return product >> self.layer.frac_bits      # arithmetic shift of a signed product: floor
-
-    def _leak_and_reset(self, v, spike, beta_q, threshold, reset: Reset):
-        """The membrane the next timestep integrates onto: ``floor(beta_q * v / 2^F) - spike * threshold``
-        (subtract), ``floor(beta_q * (1 - spike) * v / 2^F)`` (zero), ``floor(beta_q * v / 2^F)`` (none).
-        ``beta_q`` and ``threshold`` are ints (the layer's) or per-neuron signals. Padding lanes stay at 0."""
-        decayed = self._decay(v, beta_q)
-        if reset is Reset.ZERO:
-            return Mux(spike, 0, decayed)
-        if reset is Reset.SUBTRACT:
-            return decayed - Mux(spike, threshold, 0)
-        return decayed
-
 
 def clamp(value, lo: int, hi: int):
     """``value`` saturated to [lo, hi]."""

@@ -29,13 +29,22 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
     """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it at
     ``Cat(group, half)``), then the end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear
     ``full`` when that beat is taken. Costs: one cycle to read group 0's mask, then one cycle per group
-    without spikes; a group with spikes costs one cycle to load its mask and one per spike beat."""
+    without spikes; a group with spikes costs one cycle to load its mask and one per spike beat.
+
+    The beat's lane and the group's spikes after it are registers, computed when the mask is loaded and after
+    each beat: the lowest-set-bit logic stays off the path from the consumer's ``ready`` to the next mask read
+    and off the path into the consumer."""
     group_bits = len(mask_rd.addr) - 1
     group, half = Signal(group_bits), Signal()
-    bits = Signal(lanes)                                  # the current group's spikes not yet sent
-    remaining, lane = lowest_set_bit(m, bits, lanes)
+    lane = Signal(range(max(lanes, 2)))                   # the spike being sent: its lane
+    rest = Signal(lanes)                                  # the group's spikes after it
     following = Signal(group_bits)
     m.d.comb += following.eq(group + 1)
+
+    def load(mask):
+        """Send the spikes of ``mask`` next: its lowest set bit first, then the others."""
+        others, lowest = lowest_set_bit(m, mask, lanes)
+        m.d.sync += [lane.eq(lowest), rest.eq(others)]
 
     def next_group():
         with m.If(group == groups - 1):
@@ -55,13 +64,13 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
             with m.If(mask_rd.data == 0):
                 next_group()
             with m.Else():
-                m.d.sync += bits.eq(mask_rd.data)
+                load(mask_rd.data)
                 m.next = "SEND"
         with m.State("SEND"):
             m.d.comb += [out.valid.eq(1), out.payload.index.eq(group * lanes + lane)]
             with m.If(out.ready):
-                m.d.sync += bits.eq(remaining)
-                with m.If(remaining == 0):
+                load(rest)
+                with m.If(rest == 0):
                     next_group()
         with m.State("END"):
             m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
