@@ -45,11 +45,12 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
+from .onnx_neurons import is_stateful, match_stateful, recurrent_scope
 from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
 
 __all__ = ["load_onnx"]
 
-_HINT = "snn2hw maps Gemm/MatMul + snnTorch Leaky patterns only"
+_HINT = "snn2hw maps Gemm/MatMul + snnTorch Leaky, Synaptic and RLeaky patterns only"
 _PATTERN_OPS = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Greater", "Cast"})
 _DENSE_OPS = frozenset({"Gemm", "MatMul"})
 _FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16})
@@ -244,6 +245,10 @@ class _Graph:
     def consumers(self, name: str) -> list[onnx.NodeProto]:
         return self._consumers.get(name, [])
 
+    def node_of(self, name: str) -> onnx.NodeProto | None:
+        """The dynamic node computing ``name``, whatever its op; None for inputs and constants."""
+        return self._producer.get(name)
+
 
 # --- pattern matching ---------------------------------------------------------------------------------------
 
@@ -278,11 +283,12 @@ class _Matcher:
         value = data = self._data_input()
         layers, mems = [], {data}
         while not layers or self.g.consumers(value):
-            layer, mem_in, value = self._layer(value, len(layers) + 1)
-            if mem_in in mems:
-                raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its membrane, "
-                                            f"but it is already the data input or another layer's membrane")
-            mems.add(mem_in)
+            layer, states, value = self._layer(value, len(layers) + 1)
+            for mem_in in states:
+                if mem_in in mems:
+                    raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its state, "
+                                                f"but it is already the data input or another layer's state")
+                mems.add(mem_in)
             layers.append(layer)
         if value not in self.g.outputs:
             raise UnsupportedModelError(f"the spikes {value!r} of the last layer {layers[-1].name!r} are not a "
@@ -307,6 +313,8 @@ class _Matcher:
     def _data_input(self) -> str:
         feeds = [name for name in self.g.inputs
                  if any(node.op_type in _DENSE_OPS and node.input[0] == name for node in self.g.consumers(name))]
+        if len(feeds) > 1:  # an RLeaky's previous spikes feed its dense recurrence (module 'recurrent') too
+            feeds = [name for name in feeds if not all(map(recurrent_scope, self.g.consumers(name)))]
         if len(feeds) != 1:
             found = f"graph inputs {feeds} all feed" if feeds else f"no graph input (of {self.g.inputs}) feeds"
             raise UnsupportedModelError(f"{found} a Gemm/MatMul; expected exactly one data input: {_HINT}")
@@ -362,10 +370,12 @@ class _Matcher:
 
     # -- one layer
 
-    def _layer(self, value: str, index: int) -> tuple[SourceLayer, str, str]:
-        """Match the layer fed by ``value``; return it, its membrane input and its spike value."""
+    def _layer(self, value: str, index: int) -> tuple[SourceLayer, tuple[str, ...], str]:
+        """Match the layer fed by ``value``; return it, its state inputs and its spike value."""
         dense, weight, bias, current, grid = self._dense(value)
         name = layer_name(_prefix(dense), index, self.names)
+        if is_stateful(self, current):
+            return self._stateful_layer(name, weight, bias, current, grid)
         add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
         if add.op_type != "Add":
             raise self._unexpected(add, "the membrane Add of an snnTorch Leaky")
@@ -380,7 +390,39 @@ class _Matcher:
             weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=neuron_param(beta, n_out, "beta", name),
                             threshold=threshold, reset=reset)
-        return layer, mem_in, spike
+        return layer, (mem_in,), spike
+
+    def _stateful_layer(self, name: str, weight: np.ndarray, bias: np.ndarray, current: str,
+                        grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
+        """A layer whose neuron is a Synaptic or an RLeaky (:mod:`.onnx_neurons`)."""
+        n_out = weight.shape[0]
+        neuron = match_stateful(self, current, n_out, name)
+        bias, threshold, recurrent = bias + neuron.extra_bias, neuron.threshold, neuron.recurrent
+        if grid is not None:
+            integers, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
+            if integers is not weight and recurrent is not None:  # V scales with W, b and theta
+                recurrent = recurrent / grid[0]
+            weight = integers
+        alpha = None if neuron.alpha is None else neuron_param(neuron.alpha, n_out, "alpha", name)
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=neuron_param(neuron.beta, n_out, "beta", name),
+                            threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent)
+        return layer, neuron.states, neuron.spike
+
+    # -- what onnx_neurons uses
+
+    describe = staticmethod(_describe)
+
+    def take(self, *nodes: onnx.NodeProto) -> None:
+        self._take(*nodes)
+
+    def fire(self, value: str) -> _Fire:
+        return self._fire(value)
+
+    def spike(self, mem_out: str, name: str) -> tuple[str, _Fire]:
+        return self._spike(mem_out, name)
+
+    def dense_weights(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+        return self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
 
     def _reset(self, subtract: tuple[_Fire, np.ndarray] | None, zero_fire: _Fire | None, mem_in: str,
                threshold: float | np.ndarray, n_out: int, name: str) -> Reset:
