@@ -60,20 +60,23 @@ class StatefulNeuron:
     spike: str
 
 
-def recurrent_scope(node: onnx.NodeProto) -> bool:
-    """Whether ``node`` belongs to a module named ``recurrent`` (legacy exporter: ``/lif1/recurrent/Mul``;
-    dynamo exporter: ``pkg.torch.onnx.name_scopes`` metadata ``['', 'lif1', 'lif1.recurrent', 'mul_1']``)."""
-    if "/recurrent/" in node.name:
-        return True
+def _scopes(node: onnx.NodeProto) -> list[str] | None:
+    """The module scopes the exporter recorded for ``node`` (legacy: name ``/lif1/recurrent/Mul``; dynamo:
+    ``pkg.torch.onnx.name_scopes`` metadata ``['', 'lif1', 'lif1.recurrent', 'mul_1']``), None if none."""
+    if node.name.startswith("/"):
+        return node.name.strip("/").split("/")[:-1]
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                continue
-            if any(str(scope).split(".")[-1] == "recurrent" for scope in scopes[:-1]):
-                return True
-    return False
+                return [str(scope).split(".")[-1] for scope in ast.literal_eval(prop.value)[:-1]]
+            except (ValueError, SyntaxError, TypeError, IndexError):
+                return None
+    return None
+
+
+def recurrent_scope(node: onnx.NodeProto) -> bool:
+    """Whether the exporter recorded ``node`` as part of a module named ``recurrent``."""
+    return "recurrent" in (_scopes(node) or [])
 
 
 def _forward(matcher, current: str) -> tuple[set[str], list[onnx.NodeProto]]:
@@ -334,6 +337,11 @@ def _rleaky(matcher, ev, linear, mem_out, mem_in, threshold, reset, spike) -> St
             mem_in = _single(ev, [value for value in inputs if value != spk_in], "membrane")
         else:
             spk_in = _single(ev, [value for value in inputs if value != mem_in], "spike")
+        users = [node for node in matcher.g.consumers(spk_in) if _scopes(node) is not None]
+        if users and not any(map(recurrent_scope, users)):
+            raise UnsupportedModelError(f"layer {ev.name!r}: graph input {spk_in!r} enters its membrane like an "
+                                        f"RLeaky's spikes but not through a module 'recurrent' (a Synaptic whose "
+                                        f"synaptic current is not a graph output?): {_HINT}")
         recurrent = _take_term(rest, (spk_in,), ev.n)
     beta = _take_term(rest, (mem_in,), ev.n) if mem_in else np.zeros(ev.n)
     _check_rest(ev, rest, f"membrane {mem_out!r}")
