@@ -36,8 +36,8 @@ class Neuron:
     alpha: object = 0.5
     V: object = 0.5
 
-    def module(self, n_out: int) -> nn.Module:
-        common = dict(beta=self.beta, threshold=self.threshold, reset_mechanism=self.reset)
+    def module(self, n_out: int, init_hidden: bool = False) -> nn.Module:
+        common = dict(beta=self.beta, threshold=self.threshold, reset_mechanism=self.reset, init_hidden=init_hidden)
         if self.kind == "leaky":
             return snn.Leaky(**common)
         if self.kind == "synaptic":
@@ -119,9 +119,17 @@ def export_mixed(net: MixedStepNet, path, dynamo: bool) -> Path:
     return Path(path)
 
 
-def sequential_of(net: MixedStepNet) -> nn.Sequential:
-    """``nn.Sequential(fc1, lif1, fc2, ...)`` holding the same modules (state dict keys ``0.weight``, ``1.alpha``)."""
-    return nn.Sequential(*[getattr(net, f"{kind}{i}") for i in range(1, len(net.neurons) + 1) for kind in ("fc", "lif")])
+def sequential_of(net: MixedStepNet, init_hidden: bool = False) -> nn.Sequential:
+    """``nn.Sequential(fc1, lif1, fc2, ...)`` with ``net``'s parameters (state dict keys ``0.weight``, ``1.alpha``):
+    the same modules, or copies with ``init_hidden=True`` (what snnTorch's ``export_to_nir`` can trace)."""
+    pairs = [(getattr(net, f"fc{i}"), getattr(net, f"lif{i}")) for i in range(1, len(net.neurons) + 1)]
+    if not init_hidden:
+        return nn.Sequential(*[module for pair in pairs for module in pair])
+    hidden = nn.Sequential(*[module for (fc, _), neuron in zip(pairs, net.neurons)
+                             for module in (nn.Linear(fc.in_features, fc.out_features),
+                                            neuron.module(fc.out_features, init_hidden=True))])
+    hidden.load_state_dict(sequential_of(net).state_dict())
+    return hidden
 
 
 def _per_neuron(tensor, n: int, frac_bits: int | None = None) -> list[int]:
