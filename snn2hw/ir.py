@@ -246,6 +246,13 @@ class Layer(_Dense):
         return "dense" if self.recurrent.ndim == 2 else "one_to_one"
 
     @property
+    def neuron(self) -> str:
+        """The snnTorch neuron this layer computes: "Leaky", "Synaptic", "RLeaky one-to-one" or "RLeaky dense"."""
+        if self.synaptic:
+            return "Synaptic" + (f" + {self.recurrence} V" if self.recurrence else "")
+        return f"RLeaky {self.recurrence.replace('_', '-')}" if self.recurrence else "Leaky"
+
+    @property
     def clears_whole_membrane(self) -> bool:
         """Whether the zero reset clears the whole new membrane (RLeaky, Synaptic), not just the old one."""
         return self.reset is Reset.ZERO and (self.synaptic or self.recurrent is not None)

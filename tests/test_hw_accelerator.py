@@ -8,7 +8,7 @@ from snn2hw.backends.cycle_model import batch_cycles
 from snn2hw.passes.mapping import map_layer, map_network
 from snn2hw.verify.amaranth_sim import simulate_amaranth
 
-from random_networks import random_network, random_spikes
+from random_networks import NEURON_KINDS, random_network, random_spikes
 
 
 def check_bit_exact_and_cycles(network, lanes, seed):
@@ -32,6 +32,25 @@ def test_random_networks_bit_exact_and_cycles_as_modelled(seed, lanes):
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_per_neuron_beta_and_threshold_bit_exact_and_cycles_as_modelled(seed, lanes):
     check_bit_exact_and_cycles(random_network(seed, per_neuron=True), lanes, seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_synaptic_and_recurrent_layers_bit_exact_and_cycles_as_modelled(seed, lanes):
+    network = random_network(seed, per_neuron=seed % 2 == 1, kinds=NEURON_KINDS)
+    assert any(layer.synaptic or layer.recurrence for layer in network.layers)
+    check_bit_exact_and_cycles(network, lanes, seed)
+
+
+def test_saturating_synaptic_and_recurrent_layers_with_thresholds_above_the_state_maximum():
+    network = random_network(12, sizes=[5, 9, 7, 6], state_bits=4, weight_range=15, per_neuron=True,
+                             kinds=NEURON_KINDS)
+    assert any(np.max(layer.threshold) > network.state_max for layer in network.layers)
+    spikes = np.ones((2, 8, 5), np.uint8)
+    trace = golden.run(network, spikes)
+    assert trace.output.any()
+    results = simulate_amaranth(network, map_network(network, 4), spikes, max_cycles=20000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
 
 
 def test_per_neuron_saturating_network_with_thresholds_above_the_state_maximum():

@@ -11,6 +11,8 @@ cycles). Costs per layer core (G = groups):
 * an end-of-timestep taken at cycle a: a read cycle (a+1), two pipeline cycles and one update cycle per
   group; at cycle a + 4 + G the spike buffer is offered to the emitter, which takes it once it has sent the
   previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
+* a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
+  and 1 + G cycles per spike integrating V's rows, then offers the buffer;
 * the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
   per group without spikes; a group with spikes costs one cycle to load its mask, then its spikes are
   offered one per cycle (each the cycle after the previous one moved); the end-of-timestep beat is offered
@@ -42,15 +44,17 @@ def _host(input_raster: np.ndarray) -> _Process:
             cycle = (yield ("send", cycle)) + 1
 
 
-def _core(mapping: LayerMapping, input_raster: np.ndarray) -> _Process:
+def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.ndarray) -> _Process:
     """The integrating and firing part of a layer core: receives events, hands each timestep's spikes over
     to its emitter."""
     groups = mapping.groups
     cycle = groups + 1
-    for in_step in input_raster:
+    for t, in_step in enumerate(input_raster):
         for _ in range(int(in_step.sum())):
             cycle = (yield ("recv", cycle)) + groups
         cycle = (yield ("recv", cycle)) + 4 + groups         # read, stages A and B, one cycle per group
+        if mapping.recurrent_rows and t < len(input_raster) - 1:
+            cycle += 1 + groups + int(output_raster[t].sum()) * (1 + groups)   # the recurrent pass
         cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over
 
 
@@ -82,7 +86,7 @@ def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarra
     each [T, n]."""
     processes = [_host(rasters[0])]
     for index, mapping in enumerate(mappings):
-        processes += [_core(mapping, rasters[index]), _emitter(mapping, rasters[index + 1])]
+        processes += [_core(mapping, rasters[index], rasters[index + 1]), _emitter(mapping, rasters[index + 1])]
     processes.append(_sink())
     pending = [next(process) for process in processes]
     last_transfer = 0

@@ -43,12 +43,13 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
     shapes = board_budget(board).block_shapes
     for layer, mapping in zip(network.layers, mappings):
         width = mapping.membrane_bits(network.state_bits, layer.threshold)
-        placed = layer_memories(mapping, width, shapes)
+        placed = layer_memories(mapping, width, network.state_bits, layer.threshold, shapes)
         weights_in = [memory.kind for memory in placed if memory.name.startswith("weights")]
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
                        "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
                        "spram_lanes": mapping.spram_lanes, "groups": mapping.groups, "acc_bits": mapping.acc_bits,
-                       "membrane_bits": width, "reset": layer.reset.value, "beta": json_value(layer.beta),
+                       "membrane_bits": width, "neuron": layer.neuron, "reset": layer.reset.value,
+                       "beta": json_value(layer.beta), "alpha": json_value(layer.alpha),
                        "threshold": json_value(layer.threshold),
                        "memories": {memory.name: {"width": memory.width, "depth": memory.depth, "kind": memory.kind,
                                                   "blocks": memory.blocks} for memory in placed}})

@@ -44,9 +44,9 @@ def report_rows(report: dict) -> dict[str, list[tuple]]:
                         f"{100 * fidelity['class_agreement']:.2f} % of classes ({fidelity['samples']} samples of "
                         f"{fidelity['stimulus']})"))
     resources = [("resource", "used", "available", "use")] + _resource_rows(report)
-    layers = [("layer", "neurons", "fan-in", "weight bits", "lanes", "memory", "reset", "threshold")]
-    layers += [(layer["name"], fmt(layer["neurons"]), fmt(layer["fan_in"]), fmt(layer["weight_bits"]),
-                fmt(layer.get("lanes")), layer.get("memory", "-"), layer.get("reset", "-"),
+    layers = [("layer", "neuron", "neurons", "fan-in", "weight bits", "lanes", "memory", "reset", "threshold")]
+    layers += [(layer["name"], layer.get("neuron", "Leaky"), fmt(layer["neurons"]), fmt(layer["fan_in"]),
+                fmt(layer["weight_bits"]), fmt(layer.get("lanes")), layer.get("memory", "-"), layer.get("reset", "-"),
                 fmt(layer.get("threshold"))) for layer in report.get("layers", [])]
     return {"Summary": summary, "Resources": resources, "Layers": layers}
 

@@ -19,6 +19,18 @@ during integration that plus the current summed so far, so no separate accumulat
   the end-of-timestep beat;
 * ``clear`` (from any state) zeroes the membranes in ``groups`` cycles and empties the spike buffer.
 
+Other neurons of :mod:`snn2hw.ir` use the same pipeline:
+
+* RLeaky, one-to-one V: stage C adds ``s * V[i]`` to the membrane the next timestep starts from;
+* RLeaky, dense V: V's rows follow W's in the weight memory; after the fire pass of a timestep that is not the
+  last, a recurrent pass scans the new spike masks (one cycle, then one per group) and integrates row
+  ``n_in + i`` for each neuron i that fired (one cycle plus ``groups``), before the hand-over;
+* Synaptic: the membrane memory accumulates the synaptic current; a second memory holds the potential
+  ``decay(beta_q, v) - s theta``; stage B computes ``syn = clamp(u)`` and ``v = clamp(potential + syn)``,
+  stage C ``decay(alpha_q, syn)`` and the next potential;
+* a zero reset that clears the whole new membrane (RLeaky, Synaptic) reads the previous timestep's spike from
+  the other half of the spike buffer with the stage-A words and forces ``v = 0`` (so ``s = 0``) in stage B.
+
 The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
 """
 
@@ -31,6 +43,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
+from .spike_emitter import emit_spikes, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
@@ -60,36 +73,45 @@ class DenseLIFLayer(wiring.Component):
         layer, mp, lanes, groups = self.layer, self.mapping, self.mapping.lanes, self.mapping.groups
         width = mp.membrane_bits(self.state_bits, layer.threshold)
         hi = (1 << (self.state_bits - 1)) - 1
+        whole_clear, dense_recurrent = layer.clears_whole_membrane, layer.recurrence == "dense"
 
         weights = WeightMemory(layer, mp, self.spram_primitive)
-        m.submodules.membrane = membrane = memory.Memory(
-            shape=data.ArrayLayout(signed(width), lanes), depth=groups, init=[])
-        mem_wr = membrane.write_port()
-        mem_rd = membrane.read_port(transparent_for=(mem_wr,))   # a group read as it is written sees the new sum
+        membrane, mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=True)
+        read_ports = [mem_rd]    # the words the fire pass reads for a group, all at the same address
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
                 shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
-            bias_rd = bias.read_port()
+            read_ports.append(bias_rd := bias.read_port())
+        if mp.synaptic:
+            _, pot_wr, pot_rd = self._state_memory(m, "potential", mp.potential_bits(self.state_bits,
+                                                                                      layer.threshold))
+            read_ports.append(pot_rd)
         a_width = max(width, mp.bias_bits) + 1
         param_rds = {}     # per-neuron parameter -> the read port of its ROM
         if mp.threshold_bits:
             # A threshold >= the state maximum never fires (v <= hi); it is stored as the largest u in
             # stage A's range so that `u > threshold` stays false. Only spikes subtract it.
-            never = (1 << (a_width - 1)) - 1
+            never = 2 * hi if mp.synaptic else (1 << (a_width - 1)) - 1     # Synaptic compares potential + syn
             compared = [theta if theta < hi else never for theta in layer.threshold.tolist()]
             param_rds["threshold"] = self._rom(m, "threshold", max(compared).bit_length(), compared)
-        if mp.beta_bits:
-            param_rds["beta_q"] = self._rom(m, "beta_q", mp.beta_bits, layer.beta_q.tolist())
+        for what, bits in (("beta_q", mp.beta_bits), ("alpha_q", mp.alpha_bits)):
+            if bits:
+                param_rds[what] = self._rom(m, what, bits, getattr(layer, what).tolist())
+        if mp.recurrent_bits:
+            param_rds["recurrent"] = self._rom(m, "recurrent", signed(mp.recurrent_bits), layer.recurrent.tolist())
+        read_ports += param_rds.values()
 
         group = Signal(range(max(groups, 2)))
         last_group = group == groups - 1
-        row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the event being integrated
+        row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the row being integrated
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         # Spike masks, one word per group, in two halves: the fire pass writes one while the emitter reads
-        # the other. `full`: a half has been handed over and is not yet emitted.
+        # the other. `full`: a half has been handed over and is not yet emitted. The other half holds the
+        # previous timestep's spikes until the fire pass after the hand-over rewrites it.
         m.submodules.spike_buffer = spike_buffer = memory.Memory(
             shape=lanes, depth=2 << len(group), init=[])
         mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
+        own_rd = spike_buffer.read_port() if whole_clear or dense_recurrent else None
         write_half, full, emit_last = Signal(), Signal(), Signal()
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
@@ -106,26 +128,35 @@ class DenseLIFLayer(wiring.Component):
         # writes back. Consecutive groups overlap.
         stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
         a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
-        b_regs = [(Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")) for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
         # Per lane, each per-neuron parameter as stage B ([0]) and stage C ([1]) see it; scalars are constants.
-        params = {what: [(getattr(layer, what),) * 2] * lanes for what in ("threshold", "beta_q")}
+        params = {what: [(getattr(layer, what),) * 2] * lanes for what in ("threshold", "beta_q", "alpha_q")}
+        params["recurrent"] = [(int(layer.recurrent[0]),) * 2] * lanes if layer.recurrence == "one_to_one" else None
         for what, port in param_rds.items():
             params[what] = []
             for k in range(lanes):
                 a_reg, b_reg = (Signal.like(port.data[k], name=f"{stage}_{what}{k}") for stage in "ab")
                 advance += [a_reg.eq(port.data[k]), b_reg.eq(a_reg)]
                 params[what].append((a_reg, b_reg))
-        for k, ((v, spike), u) in enumerate(zip(b_regs, a_regs)):
-            advance += self._saturate_and_fire(u, v, spike, params["threshold"][k][0])
+        carried = {}       # per lane, words read with the group that stage B uses: potential, previous spike
+        for what, port in (("potential", pot_rd if mp.synaptic else None), ("spiked", own_rd if whole_clear else None)):
+            if port is not None:
+                carried[what] = [Signal.like(port.data[k], name=f"a_{what}{k}") for k in range(lanes)]
+                advance += [reg.eq(port.data[k]) for k, reg in enumerate(carried[what])]
         next_membrane = Signal(data.ArrayLayout(signed(width), lanes))
+        next_potential = Signal.like(pot_wr.data) if mp.synaptic else None
         fired = Signal(lanes)
-        for k, (v, spike) in enumerate(b_regs):
-            leaked = self._leak_and_reset(v, spike, params["beta_q"][k][1], params["threshold"][k][1])
-            m.d.comb += [next_membrane[k].eq(leaked), fired[k].eq(spike)]
+        for k in range(lanes):
+            lane_params = {what: None if values is None else values[k] for what, values in params.items()}
+            lane_carried = {what: values[k] for what, values in carried.items()}
+            stage_b, stage_c = self._fire_lane(a_regs[k], lane_params, lane_carried, k)
+            advance += stage_b
+            m.d.comb += fired[k].eq(stage_c["spike"])
+            m.d.comb += next_membrane[k].eq(stage_c["membrane"])
+            if mp.synaptic:
+                m.d.comb += next_potential[k].eq(stage_c["potential"])
 
         payload = self.i_events.payload
-        read_ports = [mem_rd] + ([bias_rd] if mp.has_bias else []) + list(param_rds.values())
 
         def take_event():
             """Accept the offered event: integrate a spike's row, or start the fire pass on end-of-timestep."""
@@ -139,17 +170,40 @@ class DenseLIFLayer(wiring.Component):
                     m.d.sync += row_base.eq(payload.index * groups)
                     m.next = "INTEGRATE"
 
-        def next_group_or_end():
+        def integrate_word():
+            """Read weight word row_base + group and the membrane of `group`; the sum is written next cycle."""
+            m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
+            m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
+
+        def fire_reads(address):
+            """Read the fire pass's words of group ``address`` (and the previous spikes of that group)."""
+            for port in read_ports:
+                m.d.comb += port.addr.eq(address)
+            if whole_clear:
+                row = Const(address, len(group)) if isinstance(address, int) else address[:len(group)]
+                m.d.comb += own_rd.addr.eq(Cat(row, ~write_half))
+
+        def end_of_fire():
             m.d.sync += group.eq(group + 1)
             with m.If(last_group):
                 m.d.sync += group.eq(0)
-                m.next = "END_STEP"
+                if dense_recurrent:
+                    with m.If(last_step):
+                        m.next = "END_STEP"
+                    with m.Else():
+                        m.next = "REC_START"
+                else:
+                    m.next = "END_STEP"
             with m.Else():
                 m.next = "FIRE"
 
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(0)]
+                if mp.synaptic:
+                    m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(0)]
+                if whole_clear:     # no neuron spiked before the first timestep
+                    m.d.comb += [mask_wr.addr.eq(Cat(group, Const(1, 1))), mask_wr.en.eq(1), mask_wr.data.eq(0)]
                 m.d.sync += group.eq(group + 1)
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
@@ -158,39 +212,38 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += self.idle.eq(1)
                 take_event()
             with m.State("INTEGRATE"):
-                m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
-                m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
+                integrate_word()
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
                     take_event()
             with m.State("FIRE_READ"):
-                for port in read_ports:
-                    m.d.comb += port.addr.eq(0)
+                fire_reads(0)
                 m.next = "FIRE_PRIME_A"
             with m.State("FIRE_PRIME_A"):
-                for port in read_ports:
-                    m.d.comb += port.addr.eq(1)
+                fire_reads(1)
                 m.d.sync += advance
                 m.next = "FIRE_PRIME_B"
             with m.State("FIRE_PRIME_B"):
-                for port in read_ports:
-                    m.d.comb += port.addr.eq(2)
+                fire_reads(2)
                 m.d.sync += advance
                 m.next = "FIRE"
             with m.State("FIRE"):
                 # stage C of `group`, B of `group + 1`, A of `group + 2`; the words of `group + 3` are read.
                 m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
                              mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1), mask_wr.data.eq(fired)]
-                for port in read_ports:
-                    m.d.comb += port.addr.eq(group + 3)
+                if mp.synaptic:
+                    m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
+                fire_reads(group + 3)
                 m.d.sync += advance
-                next_group_or_end()
+                end_of_fire()
+            if dense_recurrent:
+                self._recurrent_pass(m, own_rd, write_half, group, last_group, row_base, integrate_word)
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
                     m.next = "WAIT"
-        self._emitter(m, mask_rd, full, emit_last, len(group))
+        emit_spikes(m, mask_rd, full, emit_last, groups, lanes, self.o_events)
         # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
         outer = Module()
@@ -200,83 +253,109 @@ class DenseLIFLayer(wiring.Component):
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
 
-    def _emitter(self, m: Module, mask_rd, full: Signal, emit_last: Signal, group_bits: int) -> None:
-        """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it), then the
-        end-of-timestep beat (``last`` = ``emit_last``); clear ``full`` when that beat is taken."""
-        lanes, groups = self.mapping.lanes, self.mapping.groups
-        group, half = Signal(group_bits), Signal()
-        bits = Signal(lanes)                                  # the current group's spikes not yet sent
-        lowest, remaining = Signal(lanes), Signal(lanes)      # its lowest set bit alone, and the others
-        lane = Signal(range(max(lanes, 2)))                   # the index of that bit
-        # Carry-chain arithmetic instead of a priority-mux chain (this is on the path into the next layer):
-        # x & -x isolates the lowest set bit, x & (x - 1) clears it; the index is an OR of one-hot bits.
-        m.d.comb += [lowest.eq(bits & (~bits + 1)), remaining.eq(bits & (bits - 1))]
-        for b in range(len(lane)):
-            m.d.comb += lane[b].eq((lowest & sum(1 << k for k in range(lanes) if k >> b & 1)).any())
-        out = self.o_events
+    def _recurrent_pass(self, m: Module, own_rd, write_half, group, last_group, row_base, integrate_word) -> None:
+        """FSM states integrating V's row n_in + i into every membrane for each neuron i that just fired:
+        REC_START reads group 0's new mask, REC_SCAN moves past groups without spikes (one cycle each),
+        REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``groups`` cycles)."""
+        mp, lanes, groups = self.mapping, self.mapping.lanes, self.mapping.groups
+        scan = Signal.like(group, name="rec_group")
+        bits = Signal(lanes, name="rec_bits")
+        remaining, lane = lowest_set_bit(m, bits, lanes)
 
-        following = Signal(group_bits)
-        m.d.comb += following.eq(group + 1)
-
-        def next_group():
-            with m.If(group == groups - 1):
-                m.next = "END"
+        def next_mask():
+            with m.If(scan == groups - 1):
+                m.next = "END_STEP"
             with m.Else():
-                m.d.comb += mask_rd.addr.eq(Cat(following, half))
-                m.d.sync += group.eq(following)
-                m.next = "SCAN"
+                m.d.comb += own_rd.addr.eq(Cat((scan + 1)[:len(scan)], write_half))
+                m.d.sync += scan.eq(scan + 1)
+                m.next = "REC_SCAN"
 
-        with m.FSM(name="emitter"):
-            with m.State("IDLE"):
-                with m.If(full):
-                    m.d.comb += mask_rd.addr.eq(Cat(Const(0, group_bits), half))
-                    m.d.sync += group.eq(0)
-                    m.next = "SCAN"
-            with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
-                with m.If(mask_rd.data == 0):
-                    next_group()
+        with m.State("REC_START"):
+            m.d.comb += own_rd.addr.eq(Cat(Const(0, len(scan)), write_half))
+            m.d.sync += scan.eq(0)
+            m.next = "REC_SCAN"
+        with m.State("REC_SCAN"):                             # `scan`'s new spike mask is on own_rd.data
+            with m.If(own_rd.data == 0):
+                next_mask()
+            with m.Else():
+                m.d.sync += bits.eq(own_rd.data)
+                m.next = "REC_ROW"
+        with m.State("REC_ROW"):
+            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0)]
+            m.next = "REC_INTEGRATE"
+        with m.State("REC_INTEGRATE"):
+            integrate_word()
+            with m.If(last_group):
+                m.d.sync += group.eq(0)
+                with m.If(bits != 0):
+                    m.next = "REC_ROW"
                 with m.Else():
-                    m.d.sync += bits.eq(mask_rd.data)
-                    m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += [out.valid.eq(1), out.payload.index.eq(group * lanes + lane)]
-                with m.If(out.ready):
-                    m.d.sync += bits.eq(remaining)
-                    with m.If(remaining == 0):
-                        next_group()
-            with m.State("END"):
-                m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
-                with m.If(out.ready):
-                    m.d.sync += [full.eq(0), half.eq(~half)]
-                    m.next = "IDLE"
+                    next_mask()
 
-    def _rom(self, m: Module, name: str, bits: int, values: list[int]):
-        """A read port of a ROM of per-neuron ``values`` (unsigned ``bits``), one word of lanes per group."""
-        rom = memory.Memory(shape=data.ArrayLayout(bits, self.mapping.lanes), depth=self.mapping.groups,
+    def _state_memory(self, m: Module, name: str, width: int, transparent: bool = False):
+        """A per-neuron state memory (``groups`` words of ``lanes`` signed ``width``-bit values) and its write
+        and read ports; a ``transparent`` read of the word being written sees the new value."""
+        mem = memory.Memory(shape=data.ArrayLayout(signed(width), self.mapping.lanes), depth=self.mapping.groups,
+                            init=[])
+        m.submodules[name] = mem
+        write = mem.write_port()
+        return mem, write, mem.read_port(transparent_for=(write,) if transparent else ())
+
+    def _rom(self, m: Module, name: str, shape, values: list[int]):
+        """A read port of a ROM of per-neuron ``values`` (``shape``: unsigned bits or a signed shape), one
+        word of lanes per group."""
+        rom = memory.Memory(shape=data.ArrayLayout(shape, self.mapping.lanes), depth=self.mapping.groups,
                             init=self.mapping.group_words(values))
         m.submodules[name] = rom
         return rom.read_port()
 
-    def _saturate_and_fire(self, u, v, spike, threshold) -> list:
-        """``v = clamp(u)`` and ``spike = v > threshold`` (as ``u > threshold``: equivalent whenever the
-        threshold is below the state maximum; above it nothing fires). ``threshold`` is an int or, per
-        neuron, a signal that already holds an unreachable value for such thresholds."""
+    def _fire_lane(self, u, params: dict, carried: dict, k: int) -> tuple[list, dict]:
+        """One lane's stages B and C: the stage-B register assignments, and stage C's combinational
+        ``spike``, ``membrane`` (the next timestep's starting word) and, Synaptic, ``potential``."""
+        layer = self.layer
         lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
-        fires = (u > threshold) if not isinstance(threshold, int) or threshold < hi else 0
-        return [v.eq(Mux(u > hi, hi, Mux(u < lo, lo, u))), spike.eq(fires)]
+        threshold_b, threshold_c = params["threshold"]
+        v, spike = Signal(signed(self.state_bits), name=f"b_v{k}"), Signal(name=f"b_s{k}")
+        stage_b, stage_c = [], {"spike": spike}
+        if layer.synaptic:
+            syn = Signal(signed(self.state_bits), name=f"b_syn{k}")
+            stage_b.append(syn.eq(clamp(u, lo, hi)))
+            u = carried["potential"] + clamp(u, lo, hi)     # v's sum before saturation
+        fires = (u > threshold_b) if not isinstance(threshold_b, int) or threshold_b < hi else 0
+        saturated = clamp(u, lo, hi)
+        if "spiked" in carried:           # a spike at t-1 clears the whole new membrane: v = 0, no spike
+            saturated, fires = Mux(carried["spiked"], 0, saturated), ~carried["spiked"] & fires
+        stage_b += [v.eq(saturated), spike.eq(fires)]
+        beta_q, alpha_q = params["beta_q"][1], params["alpha_q"][1] if layer.synaptic else None
+        reset = Reset.NONE if layer.clears_whole_membrane else layer.reset
+        feedback = Mux(spike, params["recurrent"][1], 0) if params["recurrent"] is not None else 0
+        if layer.synaptic:
+            stage_c["potential"] = self._leak_and_reset(v, spike, beta_q, threshold_c, reset)
+            stage_c["membrane"] = self._decay(syn, alpha_q) + feedback
+        else:
+            stage_c["membrane"] = self._leak_and_reset(v, spike, beta_q, threshold_c, reset) + feedback
+        return stage_b, stage_c
 
-    def _leak_and_reset(self, v, spike, beta_q, threshold):
+    def _decay(self, value, factor):
+        """``floor(factor * value / 2^F)``; ``factor`` is an int (shift-and-add) or a per-neuron signal."""
+        product = shift_add_product(value, factor) if isinstance(factor, int) else value * factor
+        return product >> self.layer.frac_bits      # arithmetic shift of a signed product: floor
+
+    def _leak_and_reset(self, v, spike, beta_q, threshold, reset: Reset):
         """The membrane the next timestep integrates onto: ``floor(beta_q * v / 2^F) - spike * threshold``
         (subtract), ``floor(beta_q * (1 - spike) * v / 2^F)`` (zero), ``floor(beta_q * v / 2^F)`` (none).
         ``beta_q`` and ``threshold`` are ints (the layer's) or per-neuron signals. Padding lanes stay at 0."""
-        layer = self.layer
-        product = shift_add_product(v, beta_q) if isinstance(beta_q, int) else v * beta_q
-        decayed = product >> layer.frac_bits      # arithmetic shift of a signed product: floor
-        if layer.reset is Reset.ZERO:
+        decayed = self._decay(v, beta_q)
+        if reset is Reset.ZERO:
             return Mux(spike, 0, decayed)
-        if layer.reset is Reset.SUBTRACT:
+        if reset is Reset.SUBTRACT:
             return decayed - Mux(spike, threshold, 0)
         return decayed
+
+
+def clamp(value, lo: int, hi: int):
+    """``value`` saturated to [lo, hi]."""
+    return Mux(value > hi, hi, Mux(value < lo, lo, value))
 
 
 def shift_add_product(value, factor: int):

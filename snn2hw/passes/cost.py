@@ -80,8 +80,10 @@ def _place(layer: str, name: str, width: int, depth: int, writable: bool, shapes
     return MemoryCost(layer, name, width, depth, "EBR", blocks, 0)
 
 
-def layer_memories(mapping: LayerMapping, membrane_bits: int, shapes=DEFAULT_BLOCK_SHAPES) -> list[MemoryCost]:
-    """Every memory of one layer core, placed."""
+def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, threshold,
+                   shapes=DEFAULT_BLOCK_SHAPES) -> list[MemoryCost]:
+    """Every memory of one layer core, placed (``state_bits`` and the layer's ``threshold`` size a Synaptic
+    layer's potential memory)."""
     name, memories = mapping.name, []
     if mapping.spram_lanes:
         memories.append(MemoryCost(name, "weights_spram", mapping.spram_columns * 16, mapping.weight_words,
@@ -90,9 +92,13 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, shapes=DEFAULT_BLO
         memories.append(_place(name, "weights", mapping.block_ram_lanes * mapping.weight_bits,
                                mapping.weight_words, False, shapes))
     memories.append(_place(name, "membrane", mapping.lanes * membrane_bits, mapping.groups, True, shapes))
+    if mapping.synaptic:
+        memories.append(_place(name, "potential", mapping.lanes * mapping.potential_bits(state_bits, threshold),
+                               mapping.groups, True, shapes))
     if mapping.has_bias:
         memories.append(_place(name, "bias", mapping.lanes * mapping.bias_bits, mapping.groups, False, shapes))
-    for rom, bits in (("threshold", mapping.threshold_bits), ("beta", mapping.beta_bits)):
+    for rom, bits in (("threshold", mapping.threshold_bits), ("beta", mapping.beta_bits),
+                      ("alpha", mapping.alpha_bits), ("recurrent", mapping.recurrent_bits)):
         if bits:
             memories.append(_place(name, rom, mapping.lanes * bits, mapping.groups, False, shapes))
     return memories
@@ -100,8 +106,9 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, shapes=DEFAULT_BLO
 
 def per_neuron_logic(mapping: LayerMapping, state_bits: int) -> int:
     """Logic cells of a layer's per-neuron beta / threshold datapath (0 for layer-wide parameters)."""
-    registers = LC_PER_PARAM_BIT * (mapping.threshold_bits + mapping.beta_bits)
-    product = LC_PER_PRODUCT_BIT * state_bits * mapping.beta_bits
+    registers = LC_PER_PARAM_BIT * (mapping.threshold_bits + mapping.beta_bits + mapping.alpha_bits
+                                    + mapping.recurrent_bits)
+    product = LC_PER_PRODUCT_BIT * state_bits * (mapping.beta_bits + mapping.alpha_bits)
     return mapping.lanes * (registers + product)
 
 
@@ -110,7 +117,7 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
     memories, logic = [], LC_BASE
     for layer, mapping in zip(network.layers, mappings):
         width = mapping.membrane_bits(network.state_bits, layer.threshold)
-        placed = layer_memories(mapping, width, shapes)
+        placed = layer_memories(mapping, width, network.state_bits, layer.threshold, shapes)
         memories += placed
         logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
         logic += sum(memory.logic_cells for memory in placed)

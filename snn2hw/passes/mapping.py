@@ -4,14 +4,19 @@ Each layer is served by one time-multiplexed LIF core with ``lanes`` neurons upd
 ``n_out`` neurons are split into ``groups = ceil(n_out / lanes)`` groups of ``lanes`` (the last one padded
 with silent neurons whose weights and bias are 0). Memories, one word per group:
 
-* weights: ``n_in * groups`` words, word ``j * groups + g`` holds W[g*lanes + k, j] for k < lanes
-  (one crossbar row per presynaptic neuron j);
+* weights: ``(n_in + recurrent_rows) * groups`` words, word ``j * groups + g`` holds W[g*lanes + k, j] for
+  k < lanes (one crossbar row per presynaptic neuron j); a dense recurrent layer (RLeaky, all-to-all V) stores
+  V's rows after W's, as if its own n_out neurons were inputs n_in .. n_in + n_out - 1 (``recurrent_rows``);
 * membrane: ``groups`` words of ``lanes`` x :meth:`LayerMapping.membrane_bits` (leaked and reset membrane
   plus the current W x[t] summed so far, see :mod:`snn2hw.hw.lif_layer`);
 * bias: ``groups`` words of ``lanes`` x ``bias_bits`` (absent when every bias is 0);
 * per-neuron parameters, read with the bias: thresholds, ``groups`` words of ``lanes`` x ``threshold_bits``
   unsigned (absent, ``threshold_bits`` 0, when the layer has one threshold), and ``beta_q``, ``groups`` words
-  of ``lanes`` x ``beta_bits`` unsigned (absent when the layer has one beta). Padding lanes hold 0.
+  of ``lanes`` x ``beta_bits`` unsigned (absent when the layer has one beta), likewise ``alpha_q``
+  (Synaptic, ``alpha_bits``) and a one-to-one V (RLeaky, ``recurrent_bits``, signed). Padding lanes hold 0;
+* Synaptic layers (``synaptic``): the membrane memory accumulates the synaptic current; a second state memory
+  of ``groups`` words of ``lanes`` x :meth:`LayerMapping.potential_bits` holds the leaked and reset membrane
+  potential.
 
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
 (iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
@@ -55,6 +60,10 @@ class LayerMapping:
     spram_lanes: int = 0
     threshold_bits: int = 0
     beta_bits: int = 0
+    alpha_bits: int = 0
+    recurrent_bits: int = 0
+    recurrent_rows: int = 0
+    synaptic: bool = False
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.n_out:
@@ -74,7 +83,12 @@ class LayerMapping:
 
     @property
     def weight_words(self) -> int:
-        return self.n_in * self.groups
+        return self.rows * self.groups
+
+    @property
+    def rows(self) -> int:
+        """Crossbar rows: one per input, plus one per neuron of a dense recurrent layer."""
+        return self.n_in + self.recurrent_rows
 
     @property
     def weight_memory_bits(self) -> int:
@@ -103,11 +117,15 @@ class LayerMapping:
         state_lo, state_hi = -(1 << (state_bits - 1)), (1 << (state_bits - 1)) - 1
         return signed_bits(np.array([state_lo - int(np.max(threshold)) + acc_lo, state_hi + acc_hi]))
 
+    def potential_bits(self, state_bits: int, threshold: int | np.ndarray) -> int:
+        """Width of a Synaptic layer's potential word: a leaked state minus the (largest) threshold."""
+        return signed_bits(np.array([-(1 << (state_bits - 1)) - int(np.max(threshold)), 1 << (state_bits - 1)]))
+
     def weight_matrix(self, layer: Layer) -> np.ndarray:
         """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j]."""
-        padded = np.zeros((self.groups * self.lanes, self.n_in), dtype=np.int64)
-        padded[:self.n_out] = layer.weight
-        per_group = padded.reshape(self.groups, self.lanes, self.n_in)  # [g, k, j]
+        padded = np.zeros((self.groups * self.lanes, self.rows), dtype=np.int64)
+        padded[:self.n_out] = crossbar(layer)
+        per_group = padded.reshape(self.groups, self.lanes, self.rows)  # [g, k, j]
         return per_group.transpose(2, 0, 1).reshape(-1, self.lanes)
 
     def weight_words_init(self, layer: Layer) -> list[list[int]]:
@@ -138,11 +156,21 @@ class LayerMapping:
 
     def to_json(self) -> dict:
         per_neuron = {key: bits for key, bits in (("threshold_bits", self.threshold_bits),
-                                                  ("beta_bits", self.beta_bits)) if bits}
+                                                  ("beta_bits", self.beta_bits), ("alpha_bits", self.alpha_bits),
+                                                  ("recurrent_bits", self.recurrent_bits),
+                                                  ("recurrent_rows", self.recurrent_rows),
+                                                  ("synaptic", self.synaptic)) if bits}
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
                 "weight_memory_bits": self.weight_memory_bits, "spram_lanes": self.spram_lanes,
                 "spram_columns": self.spram_columns, **per_neuron}
+
+
+def crossbar(layer: Layer) -> np.ndarray:
+    """The weights the core's crossbar rows hold, [n_out, rows]: W, then a dense recurrent V."""
+    if layer.recurrence == "dense":
+        return np.hstack([layer.weight, layer.recurrent])
+    return layer.weight
 
 
 def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
@@ -150,16 +178,24 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     ``spram_lanes`` of them with weights in SPRAM."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
-    weight = layer.weight
-    acc_range = np.array([np.where(weight > 0, weight, 0).sum(axis=1).max(),
-                          np.where(weight < 0, weight, 0).sum(axis=1).min()])
+    weight = crossbar(layer)
+    # every current one timestep can add to a neuron: its crossbar row and a one-to-one V
+    inputs = np.hstack([weight, np.diag(layer.recurrent)]) if layer.recurrence == "one_to_one" else weight
+    acc_range = np.array([np.where(inputs > 0, inputs, 0).sum(axis=1).max(),
+                          np.where(inputs < 0, inputs, 0).sum(axis=1).min()])
     has_bias = bool(np.any(layer.bias != 0))
     lanes = min(lanes, layer.n_out)
+    one_to_one = layer.recurrence == "one_to_one"
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
                         weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range),
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
                         spram_lanes=min(spram_lanes, lanes), threshold_bits=_per_neuron_bits(layer.threshold),
-                        beta_bits=_per_neuron_bits(layer.beta_q))
+                        beta_bits=_per_neuron_bits(layer.beta_q),
+                        alpha_bits=_per_neuron_bits(layer.alpha_q) if layer.synaptic else 0,
+                        recurrent_bits=signed_bits(layer.recurrent) if one_to_one and np.any(
+                            layer.recurrent != layer.recurrent[0]) else 0,
+                        recurrent_rows=layer.n_out if layer.recurrence == "dense" else 0,
+                        synaptic=layer.synaptic)
 
 
 def _per_neuron_bits(values) -> int:

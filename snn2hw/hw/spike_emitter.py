@@ -1,0 +1,70 @@
+"""Spike emission from a layer's buffer of spike masks: the lowest-set-bit scan and the emitter FSM.
+
+A layer core writes each timestep's spikes as ``groups`` masks of ``lanes`` bits (bit k of mask g: neuron
+g*lanes + k fired) into one half of a double-buffered spike buffer and hands the half over; the emitter turns
+it into events (see :mod:`snn2hw.hw.events`), lowest neuron first, then the end-of-timestep beat.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Signal
+
+__all__ = ["lowest_set_bit", "emit_spikes"]
+
+
+def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]:
+    """``(remaining, lane)``: ``bits`` without its lowest set bit, and that bit's index (combinational).
+
+    Carry-chain arithmetic instead of a priority-mux chain (it is on the path into the next layer):
+    x & -x isolates the lowest set bit, x & (x - 1) clears it; the index is an OR of one-hot bits."""
+    lowest, remaining = Signal(lanes), Signal(lanes)
+    lane = Signal(range(max(lanes, 2)))
+    m.d.comb += [lowest.eq(bits & (~bits + 1)), remaining.eq(bits & (bits - 1))]
+    for b in range(len(lane)):
+        m.d.comb += lane[b].eq((lowest & sum(1 << k for k in range(lanes) if k >> b & 1)).any())
+    return remaining, lane
+
+
+def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int, lanes: int, out) -> None:
+    """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it at
+    ``Cat(group, half)``), then the end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear
+    ``full`` when that beat is taken. Costs: one cycle to read group 0's mask, then one cycle per group
+    without spikes; a group with spikes costs one cycle to load its mask and one per spike beat."""
+    group_bits = len(mask_rd.addr) - 1
+    group, half = Signal(group_bits), Signal()
+    bits = Signal(lanes)                                  # the current group's spikes not yet sent
+    remaining, lane = lowest_set_bit(m, bits, lanes)
+    following = Signal(group_bits)
+    m.d.comb += following.eq(group + 1)
+
+    def next_group():
+        with m.If(group == groups - 1):
+            m.next = "END"
+        with m.Else():
+            m.d.comb += mask_rd.addr.eq(Cat(following, half))
+            m.d.sync += group.eq(following)
+            m.next = "SCAN"
+
+    with m.FSM(name="emitter"):
+        with m.State("IDLE"):
+            with m.If(full):
+                m.d.comb += mask_rd.addr.eq(Cat(Const(0, group_bits), half))
+                m.d.sync += group.eq(0)
+                m.next = "SCAN"
+        with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
+            with m.If(mask_rd.data == 0):
+                next_group()
+            with m.Else():
+                m.d.sync += bits.eq(mask_rd.data)
+                m.next = "SEND"
+        with m.State("SEND"):
+            m.d.comb += [out.valid.eq(1), out.payload.index.eq(group * lanes + lane)]
+            with m.If(out.ready):
+                m.d.sync += bits.eq(remaining)
+                with m.If(remaining == 0):
+                    next_group()
+        with m.State("END"):
+            m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
+            with m.If(out.ready):
+                m.d.sync += [full.eq(0), half.eq(~half)]
+                m.next = "IDLE"
