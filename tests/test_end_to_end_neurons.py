@@ -1,0 +1,45 @@
+"""snnTorch Synaptic and RLeaky networks from model files through the CLI: ``compile --board ice40`` and
+``simulate`` (Verilog in Verilator) give the spikes of the contract reference evaluated on the modules' own
+parameters, one test per neuron type and model format."""
+
+import numpy as np
+import pytest
+import torch
+
+from cli_helpers import run_cli
+from model_factory import save_state_dict
+from neuron_models import MixedStepNet, Neuron, contract_outputs, export_mixed, sequential_of
+
+CASES = {
+    # name: (neurons, model format, state bits, weight seed: one whose output neurons spike at varied rates)
+    "synaptic-onnx-dynamo": ([Neuron("synaptic", alpha=0.75, beta=0.5, threshold=2.0, reset="zero"),
+                              Neuron("synaptic", alpha=torch.tensor([0.5, 0.25, 1.0, 0.0]), beta=0.875,
+                                     threshold=torch.tensor([1.0, 2.0, 3.0, 1.0]), reset="subtract")],
+                             "dynamo", 10, 7),
+    "rleaky-dense-state-dict": ([Neuron("dense", beta=0.75, threshold=2.0, reset="subtract"),
+                                 Neuron("dense", beta=0.5, threshold=1.0, reset="zero")], "state_dict", 12, 6),
+    "rleaky-one-to-one-onnx-legacy": ([Neuron("one_to_one", V=torch.tensor([2.0, -1.0, 1.0, 3.0, -2.0]), beta=0.75,
+                                              threshold=2.0, reset="zero"),
+                                       Neuron("one_to_one", V=-1.0, beta=0.875, threshold=1.0, reset="none")],
+                                      "legacy", 10, 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compile_and_simulate_in_verilator_match_the_contract(case, tmp_path):
+    neurons, source, state_bits, seed = CASES[case]
+    sizes = [6, 5, 4] if neurons[0].kind == "one_to_one" else [6, 4, 4]
+    net = MixedStepNet(sizes, neurons, seed=seed, integer_weights=True)
+    if source == "state_dict":
+        path = save_state_dict(sequential_of(net), tmp_path / "model.pt")
+    else:
+        path = export_mixed(net, tmp_path / "model.onnx", dynamo=source == "dynamo")
+    out = tmp_path / "out"
+    run_cli("compile", path, "--board", "ice40", "-o", out, "--state-bits", state_bits, "--timesteps", 16, check=0)
+    rng = np.random.default_rng(3)
+    spikes = (rng.random((5, 16, sizes[0])) < rng.choice([0.2, 0.5, 1.0], (5, 1, 1))).astype(np.uint8)
+    np.save(tmp_path / "in.npy", spikes)
+    run_cli("simulate", out, "--input", tmp_path / "in.npy", "--output", tmp_path / "out.npy", check=0)
+    expected = contract_outputs(net, state_bits, spikes)
+    assert expected.any(), "the test network should spike"
+    assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
