@@ -2,13 +2,14 @@
 
 Accepted: one timestep of 1 or more ``nn.Linear`` (with or without bias) -> ``snn.Leaky`` layers (beta and
 threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none", ``reset_delay=True``)
-whose membranes are explicit
-graph inputs and outputs, exported with ``dynamo=True`` or ``dynamo=False``; tensors may be in external data
+whose membranes are explicit graph inputs and outputs (``snn.Synaptic`` and ``snn.RLeaky`` neurons, whose two
+states are, are recognised by :mod:`.onnx_neurons`), exported with ``dynamo=True`` or ``dynamo=False``; tensors may be in external data
 files next to the model. The layers are recognised from the graph structure, never from names or input order:
 
 * constants (initializers, ``Constant`` nodes, and Identity/Clip/Cast/arithmetic/reshaping nodes whose inputs
   are all constant) are folded with numpy;
-* the data input is the graph input that feeds a Gemm/MatMul; from it each layer is, with ``m`` the membrane
+* the data input is the graph input that feeds a Gemm/MatMul (outside a module ``recurrent``, where an RLeaky
+  reads its previous spikes); from it each layer is, with ``m`` the membrane
   graph input and ``r = Cast(Greater(Sub(m, threshold), 0))`` the spike of the previous step::
 
       I = Gemm(x, W, b)   or   MatMul(x, W^T) [+ b]
