@@ -215,6 +215,9 @@ class _Evaluator:
             self.dense[name] = (node.input[0], weight)
             self.inputs[name] = {node.input[0]}
             return _sum(self.atom(name), _clean({(): self.coef(bias, node)}))
+        if node.op_type == "Conv" and recurrent_scope(node):
+            raise UnsupportedModelError(f"layer {self.name!r}: snn.RLeaky with a convolutional recurrence "
+                                        f"({self.m.describe(node)}) is not supported; use linear_features")
         raise UnsupportedModelError(f"layer {self.name!r}: unsupported {self.m.describe(node)} in the membrane "
                                     f"update: {_HINT}")
 
