@@ -57,7 +57,8 @@ def _cmd_compile(args) -> int:
     config = CompileConfig(model=args.model, outdir=args.output, board=args.board, state_bits=args.state_bits,
                            timesteps=args.timesteps, lanes=args.lanes, weight_bits=args.weight_bits,
                            beta_frac_bits=args.beta_frac_bits, frac_bits=args.frac_bits,
-                           fidelity_input=args.fidelity_input, nir_dt=args.nir_dt, reset=args.reset, force=args.force)
+                           fidelity_input=args.fidelity_input, nir_dt=args.nir_dt, reset=args.reset,
+                           input_shape=args.input_shape, force=args.force)
     with _display() as display:
         result = compile_model(config, progress=lambda step: display.step(f"compile: {step}"))
     network, quant, latency = result.network, result.quantization, result.report["latency"]
@@ -215,7 +216,8 @@ def _cmd_explore(args) -> int:
     config = ExploreConfig(model=args.model, outdir=outdir, board=args.board, lanes=tuple(args.lanes),
                            weight_bits=tuple(args.weight_bits) if args.weight_bits else (None,),
                            timesteps=args.timesteps, state_bits=args.state_bits, jobs=args.jobs,
-                           build=not args.no_build, cache_dir=args.cache_dir, nir_dt=args.nir_dt, reset=args.reset)
+                           build=not args.no_build, cache_dir=args.cache_dir, nir_dt=args.nir_dt, reset=args.reset,
+                           input_shape=args.input_shape)
     with _display() as display:
         result = explore(config, progress=display.bar, advance=display.advance)
     points = result["points"]
@@ -316,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="0/1 spikes [B, T, N_in] on which to measure agreement with the float model "
                                "(None: 256 random rate-coded samples, float models only)")
     _add_nir_options(compile_)
+    _add_input_shape_option(compile_)
     compile_.add_argument("--force", action="store_true", help="replace an existing OUTDIR")
     compile_.set_defaults(handler=_cmd_compile)
 
@@ -393,6 +396,23 @@ def _add_nir_options(parser: argparse.ArgumentParser) -> None:
                              "(None: zero)")
 
 
+def _input_shape(text: str) -> str:
+    """argparse type of ``--input-shape``: ``C,H,W`` (checked), returned as ``"C,H,W"``."""
+    from .importers.spatial import FeatureShape
+
+    try:
+        return ",".join(map(str, FeatureShape.parse(text).dims))
+    except Snn2hwError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_input_shape_option(parser: argparse.ArgumentParser) -> None:
+    """``--input-shape C,H,W``: the input shape a state dict's first nn.Conv2d needs (a state dict lacks it)."""
+    parser.add_argument("--input-shape", type=_input_shape, default=None, metavar="C,H,W",
+                        help="state dicts only: channels, height and width of the input, needed when the first "
+                             "layer is an nn.Conv2d (ONNX and NIR files declare their own)")
+
+
 def _explore_command(commands) -> None:
     explore = commands.add_parser("explore", help="compile and build a model for every lanes x weight-bits "
                                   "combination in parallel; table, Pareto front, JSON and plot",
@@ -411,6 +431,7 @@ def _explore_command(commands) -> None:
     explore.add_argument("--jobs", "-j", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                          help="worker processes")
     _add_nir_options(explore)
+    _add_input_shape_option(explore)
     explore.add_argument("--no-build", action="store_true",
                          help="compile only: the compiler's block-RAM estimate and cycle model, no FPGA build")
     explore.add_argument("-o", "--output", metavar="DIR", default=None,

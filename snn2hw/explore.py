@@ -63,6 +63,7 @@ class ExploreConfig:
     cache_dir: str | None = None
     nir_dt: float = DEFAULT_NIR_DT
     reset: str | None = None
+    input_shape: str | None = None   # state dicts: "C,H,W", as snn2hw compile --input-shape
 
     @property
     def cache_path(self) -> Path:
@@ -95,6 +96,7 @@ class Point:
     build: bool
     nir_dt: float
     reset: str | None
+    input_shape: str | None
     key: str
     directory: str
 
@@ -142,6 +144,7 @@ def evaluate_point(point: Point) -> dict:
         config = CompileConfig(model=point.model, outdir=str(design), board=point.board,
                                state_bits=point.state_bits, timesteps=point.timesteps, lanes=point.lanes,
                                weight_bits=point.weight_bits, nir_dt=point.nir_dt, reset=point.reset,
+                               input_shape=point.input_shape,
                                force=True)
         report = compile_model(config).report
         if point.build:
@@ -185,11 +188,12 @@ def _points(config: ExploreConfig) -> list[Point]:
     for lanes, bits in itertools.product(lanes_order, bits_order):
         options = {"lanes": lanes, "weight_bits": bits, "timesteps": config.timesteps,
                    "state_bits": config.state_bits, "build": config.build, "nir_dt": config.nir_dt,
-                   "reset": config.reset}
+                   "reset": config.reset, "input_shape": config.input_shape}
         key = point_key(digest, board_text, options)
         points.append(Point(model=str(Path(config.model).resolve()), board=board.name, lanes=lanes,
                             weight_bits=bits, timesteps=config.timesteps, state_bits=config.state_bits,
-                            build=config.build, nir_dt=config.nir_dt, reset=config.reset, key=key,
+                            build=config.build, nir_dt=config.nir_dt, reset=config.reset,
+                            input_shape=config.input_shape, key=key,
                             directory=str(config.cache_path.resolve() / key[:16])))
     return points
 

@@ -48,6 +48,7 @@ class CompileConfig:
     fidelity_input: str | None = None      # .npy spikes for the float-model fidelity; None: random stimuli
     nir_dt: float = DEFAULT_NIR_DT
     reset: str | None = None  # NIR models only: "subtract" or "zero" (None: zero)
+    input_shape: str | None = None  # state dicts only: "C,H,W" of the input (a first nn.Conv2d needs it)
     force: bool = False
 
     def validate(self) -> None:
@@ -79,7 +80,8 @@ class CompileResult:
 
 def _step_import(config: CompileConfig, result: CompileResult) -> None:
     if result.source is None:
-        result.source = load_model(config.model, nir_dt=config.nir_dt, reset=config.reset)
+        result.source = load_model(config.model, nir_dt=config.nir_dt, reset=config.reset,
+                                   input_shape=config.input_shape)
     result.board = load_board(config.board)
 
 

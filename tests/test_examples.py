@@ -1,7 +1,7 @@
 """The examples run as tests, at reduced size: the shipped digits model through golden model and Verilator, the
 float digits model's fidelity at 8-bit weights, a short digits training run through export and exact
-compilation, the quickstart model, and the state_dict and NIR examples (each: its shipped model in the golden
-model; a short training run through compile, verify and RTL)."""
+compilation, the quickstart model, and the state_dict, NIR and conv examples (each: its shipped model in the
+golden model; a short training run through compile (verify) and RTL)."""
 
 import importlib.util
 import json
@@ -156,3 +156,30 @@ def test_short_nir_training_runs_through_export_compile_and_rtl(nir_example, tmp
     evaluation = example.evaluate(tmp_path / "out", model, rtl_samples=8)
     assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
     assert evaluation.float_accuracy == result.accuracy  # the network rebuilt from the file is the trained one
+
+
+@pytest.fixture(scope="module")
+def conv_example():
+    return _load_example(EXAMPLES / "conv" / "conv_digits.py")
+
+
+def test_shipped_conv_model_keeps_its_accuracy_at_8_bits(conv_example, tmp_path):
+    example = conv_example
+    example.compile_design(tmp_path / "out")
+    spikes, labels = example.test_split()
+    design = CompiledDesign.load(tmp_path / "out")
+    assert [layer.n_out for layer in design.network.layers] == [256, 64, 10]
+    float_accuracy = example.accuracy(example.model_outputs(example.load(), spikes), labels)
+    golden_accuracy = example.accuracy(golden.run(design.network, spikes).output, labels)
+    assert float_accuracy >= 0.90 and golden_accuracy >= float_accuracy - 0.02
+
+
+def test_short_conv_training_runs_through_export_compile_and_rtl(conv_example, tmp_path):
+    example = conv_example
+    result = example.train(model=tmp_path / "model.onnx", epochs=3, train_samples=512)
+    example.compile_design(tmp_path / "out", tmp_path / "model.onnx")
+    evaluation = example.evaluate(tmp_path / "out", tmp_path / "model.onnx", rtl_samples=8)
+    print("\n".join(evaluation.lines()))
+    assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
+    assert evaluation.golden_accuracy > 0.3   # well above chance (0.1): the compiled network spikes and separates
+    assert evaluation.float_accuracy == result.accuracy  # the network read back from the file is the trained one

@@ -258,7 +258,7 @@ def test_leftover_node_rejected(tmp_path, one_layer):
 def test_ann_with_softmax_rejected(tmp_path, dynamo):
     ann = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3), nn.Softmax(dim=-1))
     path = export_onnx(ann, tmp_path / "ann.onnx", dynamo=dynamo, args=(torch.zeros(1, 4),))
-    assert_import_fails(UnsupportedModelError, path, "Relu", "Softmax", "snn2hw maps Gemm/MatMul + snnTorch Leaky")
+    assert_import_fails(UnsupportedModelError, path, "Relu", "Softmax", "snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky")
 
 
 def test_linear_only_ann_rejected(tmp_path):

@@ -120,7 +120,7 @@ def test_graded_spikes_factor_must_be_one(tmp_path):
 
 
 def _conv_net():
-    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3), snn.Leaky(beta=0.5))
+    return nn.Sequential(nn.Conv1d(1, 2, 3), snn.Leaky(beta=0.5))
 
 
 def _batchnorm_net():
@@ -128,7 +128,7 @@ def _batchnorm_net():
 
 
 @pytest.mark.parametrize("state, culprit", [
-    (lambda: _conv_net().state_dict(), "'0.weight' has shape (2, 1, 3, 3)"),
+    (lambda: _conv_net().state_dict(), "'0.weight' has shape (2, 1, 3): only 2-D nn.Linear and 4-D nn.Conv2d"),
     (lambda: _batchnorm_net().state_dict(), "'1.running_mean'"),
     (lambda: {"foo": torch.zeros(3), "bar": torch.ones(2)}, "'foo'"),
     (lambda: {"fc.bias": torch.zeros(3), "lif.beta": torch.tensor(0.5), "lif.threshold": torch.tensor(1.0)},
@@ -142,7 +142,7 @@ def test_foreign_keys_rejected(tmp_path, state, culprit):
 
 def test_leaky_first_rejected(tmp_path):
     state = collections.OrderedDict(reversed(list(make_step_module([4, 3]).state_dict().items())))
-    assert_import_fails(UnsupportedModelError, _save(state, tmp_path / "model.pt"), "'lif1'", "nn.Linear was expected")
+    assert_import_fails(UnsupportedModelError, _save(state, tmp_path / "model.pt"), "'lif1'", "where an nn.Linear or nn.Conv2d was expected")
 
 
 def test_two_linears_in_a_row_rejected(tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceNetwork
+from .spatial import FeatureShape
 
 __all__ = ["load_model", "SUPPORTED_EXTENSIONS", "DEFAULT_NIR_DT"]
 
@@ -29,13 +30,18 @@ DEFAULT_NIR_DT = 1e-4  # the time step snnTorch's export_to_nir assumes
 
 
 def load_model(path: str | os.PathLike, *, nir_dt: float = DEFAULT_NIR_DT,
-               reset: Reset | str | None = None) -> SourceNetwork:
+               reset: Reset | str | None = None, input_shape: FeatureShape | str | None = None) -> SourceNetwork:
     """Import the model at ``path``, choosing the importer from its extension (see :data:`SUPPORTED_EXTENSIONS`).
 
     ``nir_dt`` and ``reset`` (subtract or zero, default zero) apply to NIR files only, which cannot say either;
-    ``reset`` given for another format, which carries its own reset mechanism, is refused.
+    ``reset`` given for another format, which carries its own reset mechanism, is refused. ``input_shape``
+    (C, H, W, or the text ``"C,H,W"``) applies to state dicts only, which do not hold the input shape a first
+    nn.Conv2d needs; ONNX and NIR files declare their own, so it is refused for them.
     """
     suffix = Path(path).suffix.lower()
+    if input_shape is not None and suffix not in (".pt", ".pth"):
+        raise UnsupportedModelError(f"an input shape ({input_shape}) can only be given for a state dict (.pt); "
+                                    f"{str(path)!r} declares its own")
     if suffix == ".nir":
         from .nir_model import load_nir
         return load_nir(path, dt=nir_dt, reset=Reset.ZERO if reset is None else Reset(reset))
@@ -47,7 +53,8 @@ def load_model(path: str | os.PathLike, *, nir_dt: float = DEFAULT_NIR_DT,
         return load_onnx(path)
     if suffix in (".pt", ".pth"):
         from .state_dict import load_state_dict
-        return load_state_dict(path)
+        shape = FeatureShape.parse(input_shape) if isinstance(input_shape, str) else input_shape
+        return load_state_dict(path, input_shape=shape)
     what = f"unsupported extension {suffix!r}" if suffix else "no extension"
     raise ModelFormatError(f"model file {str(path)!r} has {what} (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
 

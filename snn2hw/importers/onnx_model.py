@@ -1,10 +1,12 @@
 """Import the single-timestep ONNX graph that ``torch.onnx.export`` makes of an snnTorch network.
 
-Accepted: one timestep of 1 or more ``nn.Linear`` (with or without bias) -> ``snn.Leaky`` layers (beta and
-threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none", ``reset_delay=True``)
-whose membranes are explicit graph inputs and outputs (``snn.Synaptic`` and ``snn.RLeaky`` neurons, whose two
-states are, are recognised by :mod:`.onnx_neurons`), exported with ``dynamo=True`` or ``dynamo=False``; tensors may be in external data
-files next to the model. The layers are recognised from the graph structure, never from names or input order:
+Accepted: one timestep of 1 or more ``nn.Linear`` or ``nn.Conv2d`` (with or without bias) -> ``snn.Leaky`` layers
+(beta and threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none",
+``reset_delay=True``) whose membranes are explicit graph inputs and outputs (``snn.Synaptic`` and ``snn.RLeaky``
+neurons, whose two states are, are recognised by :mod:`.onnx_neurons`), exported with ``dynamo=True`` or
+``dynamo=False``; tensors may be in external data files next to the model. Between layers, spikes (and the data
+input) may pass through ``nn.MaxPool2d`` and ``nn.Flatten``/reshapes. The layers are recognised from the graph
+structure, never from names or input order:
 
 * constants (initializers, ``Constant`` nodes, and Identity/Clip/Cast/arithmetic/reshaping nodes whose inputs
   are all constant) are folded with numpy;
@@ -20,6 +22,16 @@ files next to the model. The layers are recognised from the graph structure, nev
   may be ``Greater(v, threshold)`` and commutative operands come in any order; ``s`` feeds the next layer or is
   a graph output;
 * every non-constant node must belong to a matched layer.
+
+Spatial layers are lowered to dense ones by :mod:`.spatial`, neurons in PyTorch's C,H,W flatten order, from the
+shapes the graph input declares ([1, C, H, W]; a symbolic batch dimension counts as 1):
+
+* ``Conv`` (2-D, explicit ``pads``, any strides, dilations and groups) is the layer's synapse, unrolled to a dense
+  matrix (:func:`.spatial.conv2d_dense`); a per-channel beta or threshold ([C, 1, 1]) is spread over the map;
+* ``MaxPool`` (2-D, ``ceil_mode=0``, dilation 1) of spikes becomes a fixed OR layer (:func:`.spatial.max_pool_layer`);
+  a MaxPool of currents (``Conv -> MaxPool -> Leaky``) is refused: pooling currents is not an OR of spikes;
+* ``Flatten``, ``Reshape`` (to a constant shape), ``Squeeze`` and ``Unsqueeze`` of spikes keep the element order,
+  so they are the identity on neurons; they only change the shape a following Conv or MaxPool sees.
 
 Quantized weights: QONNX ``Quant``/``IntQuant`` nodes (Brevitas ``export_qonnx``) and ``QuantizeLinear`` ->
 ``DequantizeLinear`` pairs (or ``DequantizeLinear`` of an integer initializer) on constants are evaluated like any
@@ -48,12 +60,15 @@ from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
 from .onnx_neurons import is_stateful, match_stateful, recurrent_scope
 from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
+from .spatial import FeatureShape, conv2d_dense, max_pool_layer, spread_over
 
 __all__ = ["load_onnx"]
 
-_HINT = "snn2hw maps Gemm/MatMul + snnTorch Leaky, Synaptic and RLeaky patterns only"
-_PATTERN_OPS = frozenset({"Gemm", "MatMul", "Add", "Sub", "Mul", "Greater", "Cast"})
-_DENSE_OPS = frozenset({"Gemm", "MatMul"})
+_HINT = ("snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky, Synaptic and RLeaky patterns and MaxPool/Flatten of "
+         "spikes only")
+_DENSE_OPS = frozenset({"Gemm", "MatMul", "Conv"})
+_RESHAPE_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze"})   # keep the C,H,W element order
+_PATTERN_OPS = frozenset({"Add", "Sub", "Mul", "Greater", "Cast", "MaxPool"}) | _DENSE_OPS | _RESHAPE_OPS
 _FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16})
 
 
@@ -130,6 +145,11 @@ def _axes(node, inputs):
     return None if axes is None else [int(axis) for axis in np.ravel(axes)]
 
 
+def _flatten(node, inputs):
+    data, axis = inputs[0], _attrs(node).get("axis", 1)
+    return data.reshape(int(np.prod(data.shape[:axis + data.ndim if axis < 0 else axis])), -1)
+
+
 def _squeeze(node, inputs):
     axes = _axes(node, inputs)
     return np.squeeze(inputs[0], axis=None if axes is None else tuple(axes))
@@ -143,7 +163,7 @@ def _unsqueeze(node, inputs):
     return data
 
 
-_SHAPE_OPS = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})  # keep a grid
+_SHAPE_OPS = frozenset({"Identity", "Cast", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})  # keep a grid
 _FOLDERS = {
     "Constant": _constant,
     "Identity": lambda node, inputs: inputs[0],
@@ -153,6 +173,7 @@ _FOLDERS = {
     "Sub": lambda node, inputs: inputs[0] - inputs[1],
     "Mul": lambda node, inputs: inputs[0] * inputs[1],
     "Neg": lambda node, inputs: -inputs[0],
+    "Flatten": _flatten,
     "Reshape": _reshape,
     "Squeeze": _squeeze,
     "Unsqueeze": _unsqueeze,
@@ -195,6 +216,7 @@ class _Graph:
         self.consts = {init.name: self._tensor(init) for init in graph.initializer}
         self.grids: dict[str, tuple[object, str]] = {}
         self.inputs = [value.name for value in graph.input if value.name not in self.consts]
+        self.dims = {value.name: _static_dims(value) for value in graph.input if value.name not in self.consts}
         self.outputs = [value.name for value in graph.output]
         self.nodes = self._fold_all(graph)
         self._producer = {name: node for node in self.nodes for name in node.output}
@@ -251,6 +273,17 @@ class _Graph:
         return self._producer.get(name)
 
 
+def _static_dims(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    """The declared shape of a graph input, a symbolic batch dimension taken as 1; None if another dimension
+    is unknown."""
+    if not value.type.tensor_type.HasField("shape"):
+        return None
+    dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in value.type.tensor_type.shape.dim]
+    if dims and dims[0] is None:
+        dims[0] = 1
+    return None if None in dims else tuple(dims)
+
+
 # --- pattern matching ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -278,17 +311,25 @@ class _Matcher:
         self.g = graph
         self.covered: set[int] = set()
         self.names: set[str] = set()
+        self.neuron_dims: tuple[int, ...] | None = None   # shape of the layer being matched (with batch)
 
     def layers(self) -> list[SourceLayer]:
         self._reject_foreign_ops()
         value = data = self._data_input()
-        layers, mems = [], {data}
-        while not layers or self.g.consumers(value):
-            layer, states, value = self._layer(value, len(layers) + 1)
-            for mem_in in states:
-                if mem_in in mems:
-                    raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its state, "
-                                                f"but it is already the data input or another layer's state")
+        dims, layers, mems = self.g.dims[data], [], {data}
+        while True:
+            value, dims = self._reshapes(value, dims)
+            users = self.g.consumers(value)
+            if layers and not users:
+                break
+            if len(users) == 1 and users[0].op_type == "MaxPool":
+                layer, value, dims = self._max_pool(users[0], dims, len(layers) + 1)
+            else:
+                layer, states, value, dims = self._layer(value, dims, len(layers) + 1)
+                for mem_in in states:
+                    if mem_in in mems:
+                        raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its state, "
+                                                    f"but it is already the data input or another layer's state")
                 mems.add(mem_in)
             layers.append(layer)
         if value not in self.g.outputs:
@@ -312,14 +353,22 @@ class _Matcher:
             raise UnsupportedModelError(f"unsupported {names}{more}: {_HINT}")
 
     def _data_input(self) -> str:
-        feeds = [name for name in self.g.inputs
-                 if any(node.op_type in _DENSE_OPS and node.input[0] == name for node in self.g.consumers(name))]
+        feeds = [name for name in self.g.inputs if self._feeds_layer(name)]
         if len(feeds) > 1:  # an RLeaky's previous spikes feed its dense recurrence (module 'recurrent') too
             feeds = [name for name in feeds if not all(map(recurrent_scope, self.g.consumers(name)))]
         if len(feeds) != 1:
             found = f"graph inputs {feeds} all feed" if feeds else f"no graph input (of {self.g.inputs}) feeds"
-            raise UnsupportedModelError(f"{found} a Gemm/MatMul; expected exactly one data input: {_HINT}")
+            raise UnsupportedModelError(f"{found} a Gemm/MatMul/Conv/MaxPool; expected exactly one data input: "
+                                        f"{_HINT}")
         return feeds[0]
+
+    def _feeds_layer(self, value: str) -> bool:
+        """Whether ``value`` is the first operand of a dense op or MaxPool, through reshaping nodes."""
+        users = self.g.consumers(value)
+        while len(users) == 1 and users[0].op_type in _RESHAPE_OPS and users[0].input[0] == value:
+            value = users[0].output[0]
+            users = self.g.consumers(value)
+        return any(node.op_type in _DENSE_OPS | {"MaxPool"} and node.input[0] == value for node in users)
 
     def _reject_leftovers(self) -> None:
         for node in self.g.nodes:
@@ -371,13 +420,20 @@ class _Matcher:
 
     # -- one layer
 
-    def _layer(self, value: str, index: int) -> tuple[SourceLayer, tuple[str, ...], str]:
-        """Match the layer fed by ``value``; return it, its state inputs and its spike value."""
-        dense, weight, bias, current, grid = self._dense(value)
+    def _layer(self, value: str, dims: tuple[int, ...] | None, index: int
+               ) -> tuple[SourceLayer, tuple[str, ...], str, tuple[int, ...]]:
+        """Match the layer fed by ``value`` of shape ``dims``; return it, its state inputs, its spike value and
+        the spikes' shape."""
+        dense, weight, bias, current, grid, dims = self._dense(value, dims)
+        self.neuron_dims = dims
         name = layer_name(_prefix(dense), index, self.names)
         if is_stateful(self, current):
-            return self._stateful_layer(name, weight, bias, current, grid)
+            return (*self._stateful_layer(name, weight, bias, current, grid), dims)
         add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
+        if add.op_type == "MaxPool":
+            raise UnsupportedModelError(f"unsupported {_describe(add)}: it pools the currents of "
+                                        f"{_describe(dense)}; only max pooling of spikes (after an snn.Leaky) is "
+                                        f"supported")
         if add.op_type != "Add":
             raise self._unexpected(add, "the membrane Add of an snnTorch Leaky")
         self._take(add)
@@ -385,13 +441,13 @@ class _Matcher:
         beta, mem_in, zero_fire = self._leak(_other(add, current), add, name)
         mem_out, subtract = self._subtract_reset(add.output[0])
         spike, fire = self._spike(mem_out, name)
-        threshold = neuron_param(fire.threshold, n_out, "threshold", name)
+        threshold = self._param(fire.threshold, n_out, "threshold", name)
         reset = self._reset(subtract, zero_fire, mem_in, threshold, n_out, name)
         if grid is not None:
             weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
-        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=neuron_param(beta, n_out, "beta", name),
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(beta, n_out, "beta", name),
                             threshold=threshold, reset=reset)
-        return layer, (mem_in,), spike
+        return layer, (mem_in,), spike, dims
 
     def _stateful_layer(self, name: str, weight: np.ndarray, bias: np.ndarray, current: str,
                         grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
@@ -404,8 +460,8 @@ class _Matcher:
             if integers is not weight and recurrent is not None:  # V scales with W, b and theta
                 recurrent = recurrent / grid[0]
             weight = integers
-        alpha = None if neuron.alpha is None else neuron_param(neuron.alpha, n_out, "alpha", name)
-        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=neuron_param(neuron.beta, n_out, "beta", name),
+        alpha = None if neuron.alpha is None else self._param(neuron.alpha, n_out, "alpha", name)
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(neuron.beta, n_out, "beta", name),
                             threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent)
         return layer, neuron.states, neuron.spike
 
@@ -425,13 +481,58 @@ class _Matcher:
     def dense_weights(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
         return self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
 
+    def _param(self, values, n_out: int, what: str, name: str) -> float | np.ndarray:
+        """A neuron parameter of the layer being matched (:func:`neuron_param`), a per-channel tensor of a
+        feature map spread over its neurons (:func:`.spatial.spread_over`)."""
+        dims = self.neuron_dims
+        shape = FeatureShape(*dims[1:]) if dims is not None and len(dims) == 4 else None
+        return neuron_param(spread_over(values, shape), n_out, what, name)
+
+    def _reshapes(self, value: str, dims: tuple[int, ...] | None) -> tuple[str, tuple[int, ...] | None]:
+        """Follow the Flatten/Reshape/Squeeze/Unsqueeze nodes that alone read ``value``: they keep the element
+        order, so they are the identity on neuron indices. Return the last value and its shape."""
+        users = self.g.consumers(value)
+        while len(users) == 1 and users[0].op_type in _RESHAPE_OPS and users[0].input[0] == value:
+            node = users[0]
+            operands = [self.g.const(name) if name else None for name in node.input[1:]]
+            if any(name and operand is None for name, operand in zip(node.input[1:], operands)):
+                raise UnsupportedModelError(f"{_describe(node)}: its shape or axes are not constant")
+            try:
+                dims = None if dims is None else _FOLDERS[node.op_type](node, [np.zeros(dims), *operands]).shape
+            except Exception as exc:  # a shape that does not fit the data
+                raise UnsupportedModelError(f"{_describe(node)} cannot reshape {dims}: {one_line(exc)}") from exc
+            self._take(node)
+            value = node.output[0]
+            users = self.g.consumers(value)
+        return value, dims
+
+    def _max_pool(self, node: onnx.NodeProto, dims: tuple[int, ...] | None, index: int
+                  ) -> tuple[SourceLayer, str, tuple[int, ...]]:
+        """A MaxPool of spikes (the data input or a layer's) as a fixed OR layer: (layer, its output, its shape)."""
+        attrs = _attrs(node)
+        kernel = attrs.get("kernel_shape", [])
+        if len(kernel) != 2:
+            raise UnsupportedModelError(f"{_describe(node)}: kernel {kernel}; only 2-D max pooling is supported")
+        unsupported = [f"{key}={attrs[key]}" for key, default in (("ceil_mode", 0), ("dilations", [1, 1]))
+                       if key in attrs and attrs[key] != default]
+        if any(name in self.g.outputs or self.g.consumers(name) for name in node.output[1:] if name):
+            unsupported.append("its Indices output")
+        if unsupported:
+            raise UnsupportedModelError(f"{_describe(node)}: {', '.join(unsupported)} is not supported")
+        _check_auto_pad(node, attrs)
+        name = layer_name(_scope(node) or f"pool{index}", index, self.names)
+        layer, out = max_pool_layer(name, _feature_shape(node, dims), kernel, attrs.get("strides", 1),
+                                    attrs.get("pads", 0))
+        self._take(node)
+        return layer, node.output[0], (1, *out.dims)
+
     def _reset(self, subtract: tuple[_Fire, np.ndarray] | None, zero_fire: _Fire | None, mem_in: str,
                threshold: float | np.ndarray, n_out: int, name: str) -> Reset:
         """The reset mechanism, once its spike is checked to be ``Greater(mem_in, threshold)``."""
         if subtract:
             fire, scale = subtract
             self._check_reset_fire(fire, mem_in, threshold, n_out, name)
-            scale = neuron_param(scale, n_out, "reset scale", name)
+            scale = self._param(scale, n_out, "reset scale", name)
             if not _same(scale, threshold):
                 raise UnsupportedModelError(f"layer {name!r}: the subtract reset removes {_show(scale)} * spike, "
                                             f"not threshold {_show(threshold)} * spike")
@@ -441,14 +542,20 @@ class _Matcher:
             return Reset.ZERO
         return Reset.NONE
 
-    def _dense(self, value: str) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None]:
-        """Match ``Gemm``/``MatMul`` [+ constant Add] on ``value``: (node, weight, bias, output, weight grid)."""
-        node = self._only_consumer(value, "a Gemm or MatMul")
+    def _dense(self, value: str, dims: tuple[int, ...] | None
+               ) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None, tuple[int, ...]]:
+        """Match ``Gemm``/``MatMul``/``Conv`` [+ constant Add] on ``value`` of shape ``dims``: (node, weight,
+        bias, output, weight grid, output shape)."""
+        node = self._only_consumer(value, "a Gemm, MatMul or Conv")
         if node.op_type not in _DENSE_OPS:
-            raise self._unexpected(node, "a Gemm or MatMul")
+            raise self._unexpected(node, "a Gemm, MatMul or Conv")
         if node.input[0] != value:
             raise UnsupportedModelError(f"{_describe(node)}: the data {value!r} must be its first operand")
-        weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
+        if node.op_type == "Conv":
+            weight, bias, dims = self._conv(node, dims)
+        else:
+            weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
+            dims = (1, weight.shape[0])
         grid = self.g.grid(node.input[1])
         if grid is not None and grid[0] is not PER_CHANNEL and node.op_type == "Gemm":
             grid = (grid[0] * _attrs(node).get("alpha", 1.0), grid[1])
@@ -456,10 +563,25 @@ class _Matcher:
         out = node.output[0]
         users = self.g.consumers(out)
         if len(users) == 1 and users[0].op_type == "Add" and self.g.const(_other(users[0], out)) is not None:
-            bias = bias + _broadcast_bias(users[0], self.g.const(_other(users[0], out)), len(bias))
+            bias = bias + _broadcast_bias(users[0], self.g.const(_other(users[0], out)), dims)
             self._take(users[0])
             out = users[0].output[0]
-        return node, weight, bias, out, grid
+        return node, weight, bias, out, grid, dims
+
+    def _conv(self, node: onnx.NodeProto, dims: tuple[int, ...] | None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """A 2-D Conv unrolled to a dense matrix (:func:`conv2d_dense`): (weight, bias, output shape)."""
+        attrs = _attrs(node)
+        weight = self._const_input(node, 1, "weight")
+        if weight.ndim != 4:
+            raise UnsupportedModelError(f"{_describe(node)}: weight has shape {weight.shape}; only 2-D "
+                                        f"convolutions (nn.Conv2d) are supported")
+        _check_auto_pad(node, attrs)
+        bias = self._const_input(node, 2, "bias") if len(node.input) > 2 and node.input[2] else None
+        matrix, bias, out = conv2d_dense(weight, bias, _feature_shape(node, dims), attrs.get("strides", 1),
+                                         attrs.get("pads", 0), attrs.get("dilations", 1), attrs.get("group", 1),
+                                         name=_describe(node))
+        return matrix, bias, (1, *out.dims)
 
     def _gemm(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
         attrs = _attrs(node)
@@ -471,7 +593,8 @@ class _Matcher:
         weight = attrs.get("alpha", 1.0) * (b if attrs.get("transB", 0) else b.T)
         bias = np.zeros(weight.shape[0])
         if len(node.input) > 2 and node.input[2]:
-            bias = attrs.get("beta", 1.0) * _broadcast_bias(node, self._const_input(node, 2, "bias"), len(bias))
+            bias = attrs.get("beta", 1.0) * _broadcast_bias(node, self._const_input(node, 2, "bias"),
+                                                            (1, len(bias)))
         return weight, bias
 
     def _matmul(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
@@ -555,7 +678,7 @@ class _Matcher:
         if fire.mem != mem_in:
             raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} compares "
                                         f"{fire.mem!r}, not the membrane input {mem_in!r}")
-        reset_threshold = neuron_param(fire.threshold, n_out, "threshold", name)
+        reset_threshold = self._param(fire.threshold, n_out, "threshold", name)
         if not _same(reset_threshold, threshold):
             raise UnsupportedModelError(f"layer {name!r}: the reset spike {_describe(fire.cast)} uses threshold "
                                         f"{_show(reset_threshold)}, the output spike {_show(threshold)}")
@@ -586,18 +709,40 @@ def _same(a: float | np.ndarray, b: float | np.ndarray) -> bool:
 
 
 def _prefix(dense: onnx.NodeProto) -> str | None:
-    """The module name of a dense node: ``fc1`` for a weight named ``fc1.weight``, else the node's scope
-    (``/fc2/MatMul`` -> ``fc2``, as the legacy exporter names bias-free layers); None if neither says."""
+    """The module name of a dense node: ``fc1`` for a weight named ``fc1.weight``, else its :func:`_scope`."""
     weight = dense.input[1]
     if "." in weight and not weight.startswith("onnx::"):
         return weight.rsplit(".", 1)[0]
-    scope = dense.name.strip("/").split("/")
-    return ".".join(scope[:-1]) if dense.name.startswith("/") and len(scope) > 1 else None
+    return _scope(dense)
 
 
-def _broadcast_bias(node: onnx.NodeProto, bias: np.ndarray, n_out: int) -> np.ndarray:
+def _scope(node: onnx.NodeProto) -> str | None:
+    """The module a node of the legacy exporter belongs to (``/fc2/MatMul`` -> ``fc2``, ``/pool/MaxPool`` ->
+    ``pool``); None for other names."""
+    scope = node.name.strip("/").split("/")
+    return ".".join(scope[:-1]) if node.name.startswith("/") and len(scope) > 1 else None
+
+
+def _feature_shape(node: onnx.NodeProto, dims: tuple[int, ...] | None) -> FeatureShape:
+    """The one-sample feature map of a Conv/MaxPool input of shape ``dims`` ([1, C, H, W])."""
+    if dims is None or len(dims) != 4 or dims[0] != 1:
+        shown = "an unknown shape" if dims is None else f"shape {list(dims)}"
+        raise UnsupportedModelError(f"{_describe(node)}: its input {node.input[0]!r} has {shown}; 2-D "
+                                    f"convolution and pooling need a static [1, C, H, W] input")
+    return FeatureShape(*dims[1:])
+
+
+def _check_auto_pad(node: onnx.NodeProto, attrs: dict) -> None:
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad != "NOTSET":
+        raise UnsupportedModelError(f"{_describe(node)}: auto_pad {auto_pad} is not supported (explicit pads only)")
+
+
+def _broadcast_bias(node: onnx.NodeProto, bias: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+    """``bias`` broadcast to an output of shape ``dims``, flattened in C,H,W order."""
     try:
-        return np.broadcast_to(bias.astype(np.float64), (1, n_out)).reshape(n_out)
+        return np.broadcast_to(bias.astype(np.float64), dims).reshape(-1)
     except ValueError:
-        raise UnsupportedModelError(f"{_describe(node)}: bias of shape {bias.shape} does not broadcast to "
-                                    f"{n_out} outputs") from None
+        raise UnsupportedModelError(f"{_describe(node)}: bias of shape {bias.shape} does not broadcast to the "
+                                    f"output shape {list(dims)}") from None

@@ -15,10 +15,21 @@ Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn
   linear_features=N``. A convolutional recurrence (4-D ``recurrent.weight``) and ``alpha`` together with a
   recurrence (``snn.RSynaptic``) are refused.
 
+* an ``nn.Conv2d`` group holds a 4-D ``weight`` [O, C, kh, kw] and an optional ``bias``.
+
 A state dict holds no graph, so this importer ASSUMES that the layers run in key order, i.e. in the order the
-module registered its children, the groups alternating Linear, Leaky, starting with a Linear and ending with a
-Leaky. A layer is named after its Linear's prefix (``fc1``; ``0`` becomes ``layer0``). The file is read with
-``torch.load(weights_only=True)``, so it never runs pickled code.
+module registered its children, the groups alternating Linear or Conv2d, Leaky, starting with a Linear or Conv2d
+and ending with a Leaky. A layer is named after its Linear's or Conv2d's prefix (``fc1``; ``0`` becomes
+``layer0``). The file is read with ``torch.load(weights_only=True)``, so it never runs pickled code.
+
+Convolutions: a state dict holds neither the input's height and width nor a convolution's stride and padding nor
+the parameterless modules (``nn.MaxPool2d``, ``nn.Flatten``). So the caller gives the input shape C,H,W
+(``--input-shape``), each ``nn.Conv2d`` is read as PyTorch's default ``stride=1, padding=0`` (unrolled to a dense
+layer by :func:`.spatial.conv2d_dense`, neurons in C,H,W order), a Linear after a Conv2d is taken to follow an
+``nn.Flatten`` and must take exactly the C * H * W spikes the Conv2d gives, and a Conv2d must be followed by such
+a Linear (its size is the only check of the assumed geometry). Another size, a Conv2d after a Linear, or a
+Conv2d at the end is refused: pooling, padding and strides cannot be recovered from a state dict, so such a
+network must be exported to ONNX or NIR.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import torch
 from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line, scalar_param
+from .spatial import FeatureShape, conv2d_dense, spread_over
 
 __all__ = ["load_state_dict"]
 
@@ -41,15 +53,18 @@ _LINEAR_KEYS = frozenset({"weight", "bias"})
 _LEAKY_KEYS = frozenset({"beta", "threshold", "graded_spikes_factor", "reset_mechanism_val"})
 _RECURRENT_KEYS = frozenset({"V", "recurrent.V", "recurrent.weight", "recurrent.bias"})
 _NEURON_KEYS = _LEAKY_KEYS | _RECURRENT_KEYS | {"alpha"}
-_FORMS = ("an nn.Linear (weight[, bias]) or an snn.Leaky (beta, threshold[, graded_spikes_factor, "
+_FORMS = ("an nn.Linear or nn.Conv2d (weight[, bias]) or an snn.Leaky (beta, threshold[, graded_spikes_factor, "
           "reset_mechanism_val]), snn.Synaptic (+ alpha) or snn.RLeaky (+ V or recurrent.weight[, recurrent.bias])")
+_SYNAPSES = {"linear": "nn.Linear", "conv": "nn.Conv2d"}
+_EXPORT = "pooling, padding and strides cannot be recovered from a state dict: export the network to ONNX or NIR"
 
 
-def load_state_dict(path: str | os.PathLike) -> SourceNetwork:
-    """Import an snnTorch network's state dict (see the module docstring for what is accepted)."""
+def load_state_dict(path: str | os.PathLike, input_shape: FeatureShape | None = None) -> SourceNetwork:
+    """Import an snnTorch network's state dict (see the module docstring for what is accepted); ``input_shape``
+    is the (C, H, W) of the input, needed when the first layer is an nn.Conv2d."""
     path = check_model_file(path)
     groups = _group(_read(path))
-    return SourceNetwork(tuple(_layers(groups)), origin=str(path))
+    return SourceNetwork(tuple(_layers(groups, input_shape)), origin=str(path))
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -104,13 +119,14 @@ def _key(prefix: str, suffix: str) -> str:
 
 
 def _kind(prefix: str, params: dict[str, np.ndarray]) -> str:
-    """``"linear"`` or ``"leaky"``; anything else raises UnsupportedModelError naming a key."""
+    """``"linear"``, ``"conv"`` or ``"leaky"``; anything else raises UnsupportedModelError naming a key."""
     suffixes = set(params)
     if "weight" in suffixes and suffixes <= _LINEAR_KEYS:
-        if params["weight"].ndim != 2:
+        if params["weight"].ndim not in (2, 4):
             raise UnsupportedModelError(f"state dict key {_key(prefix, 'weight')!r} has shape "
-                                        f"{tuple(params['weight'].shape)}: only 2-D nn.Linear weights are supported")
-        return "linear"
+                                        f"{tuple(params['weight'].shape)}: only 2-D nn.Linear and 4-D nn.Conv2d "
+                                        f"weights are supported")
+        return "linear" if params["weight"].ndim == 2 else "conv"
     if {"beta", "threshold"} <= suffixes <= _NEURON_KEYS:
         return "leaky"  # or a Synaptic or RLeaky: the same place in the chain
     foreign = [suffix for suffix in params if suffix not in _LINEAR_KEYS | _NEURON_KEYS]
@@ -120,31 +136,61 @@ def _kind(prefix: str, params: dict[str, np.ndarray]) -> str:
     raise UnsupportedModelError(f"state dict keys {keys} do not form {_FORMS}")
 
 
-def _layers(groups: dict[str, dict[str, np.ndarray]]) -> list[SourceLayer]:
-    """Pair the groups as (Linear, Leaky) layers, in key order."""
+def _layers(groups: dict[str, dict[str, np.ndarray]], input_shape: FeatureShape | None) -> list[SourceLayer]:
+    """Pair the groups as (Linear or Conv2d, Leaky) layers, in key order."""
     kinds = [(prefix, _kind(prefix, params), params) for prefix, params in groups.items()]
-    layers, taken = [], set()
+    layers, taken, shape = [], set(), input_shape
     for index in range(0, len(kinds), 2):
         fc_prefix, fc_kind, fc = kinds[index]
-        if fc_kind != "linear":
-            raise UnsupportedModelError(f"state dict group {fc_prefix!r} is an snn.Leaky where an nn.Linear was "
-                                        f"expected (layers must alternate nn.Linear, snn.Leaky)")
+        if fc_kind == "leaky":
+            raise UnsupportedModelError(f"state dict group {fc_prefix!r} is an snn.Leaky where an nn.Linear or "
+                                        f"nn.Conv2d was expected (layers must alternate nn.Linear/nn.Conv2d, "
+                                        f"snn.Leaky)")
         if index + 1 == len(kinds):
-            raise UnsupportedModelError(f"state dict group {fc_prefix!r} (nn.Linear) is not followed by an snn.Leaky")
+            raise UnsupportedModelError(f"state dict group {fc_prefix!r} ({_SYNAPSES[fc_kind]}) is not followed by "
+                                        f"an snn.Leaky")
         lif_prefix, lif_kind, lif = kinds[index + 1]
         if lif_kind != "leaky":
-            raise UnsupportedModelError(f"state dict group {lif_prefix!r} is an nn.Linear where the snn.Leaky of "
-                                        f"{fc_prefix!r} was expected (layers must alternate nn.Linear, snn.Leaky)")
-        layers.append(_layer(layer_name(fc_prefix, index // 2 + 1, taken), fc, lif))
+            raise UnsupportedModelError(f"state dict group {lif_prefix!r} is an {_SYNAPSES[lif_kind]} where the "
+                                        f"snn.Leaky of {fc_prefix!r} was expected (layers must alternate "
+                                        f"nn.Linear/nn.Conv2d, snn.Leaky)")
+        name = layer_name(fc_prefix, index // 2 + 1, taken)
+        weight, bias, shape = _synapse(name, fc_kind, fc, shape, first=index == 0)
+        layers.append(_layer(name, weight, bias, {key: spread_over(value, shape) for key, value in lif.items()}))
+    if shape is not None and layers:
+        raise UnsupportedModelError(f"layer {layers[-1].name!r} (nn.Conv2d) is not followed by an nn.Linear, which "
+                                    f"would check its assumed stride 1 and padding 0: {_EXPORT}")
     return layers
 
 
-def _layer(name: str, fc: dict[str, np.ndarray], lif: dict[str, np.ndarray]) -> SourceLayer:
-    weight = fc["weight"]
+def _synapse(name: str, kind: str, params: dict[str, np.ndarray], shape: FeatureShape | None, first: bool
+             ) -> tuple[np.ndarray, np.ndarray | None, FeatureShape | None]:
+    """(dense weight, bias or None, output feature shape or None) of a Linear or Conv2d fed by spikes of feature
+    shape ``shape`` (None: a flat vector)."""
+    weight, bias = params["weight"], params.get("bias")
+    if kind == "linear":
+        if shape is not None and shape.size != weight.shape[1]:
+            source = "the input" if first else "its nn.Conv2d input"
+            raise UnsupportedModelError(f"layer {name!r} (nn.Linear) takes {weight.shape[1]} inputs but {source} "
+                                        f"gives {shape} = {shape.size} (stride 1, padding 0, no pooling assumed): "
+                                        f"{_EXPORT}")
+        return weight, bias, None
+    if shape is None and first:
+        raise UnsupportedModelError(f"layer {name!r} is an nn.Conv2d: a state dict does not hold its input shape; "
+                                    f"give it with --input-shape C,H,W")
+    if shape is None:
+        raise UnsupportedModelError(f"layer {name!r} (nn.Conv2d) follows an nn.Linear: the reshaping of its input "
+                                    f"to C,H,W cannot be recovered from a state dict; export the network to ONNX or "
+                                    f"NIR")
+    return conv2d_dense(weight, bias, shape, name=f"layer {name!r} (nn.Conv2d)")
+
+
+def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str, np.ndarray]) -> SourceLayer:
     if "graded_spikes_factor" in lif:
         check_graded_spikes(lif["graded_spikes_factor"], name)
     recurrent, recurrent_bias = _recurrence(name, weight.shape[0], lif)
-    return SourceLayer(name=name, weight=weight, bias=fc.get("bias", np.zeros(weight.shape[0])) + recurrent_bias,
+    return SourceLayer(name=name, weight=weight,
+                       bias=(np.zeros(weight.shape[0]) if bias is None else bias) + recurrent_bias,
                        beta=neuron_param(lif["beta"], weight.shape[0], "beta", name),
                        threshold=neuron_param(lif["threshold"], weight.shape[0], "threshold", name),
                        reset=_reset(lif.get("reset_mechanism_val"), name), recurrent=recurrent,
