@@ -153,8 +153,9 @@ def _show(poly: Poly) -> str:
 class _Evaluator:
     """Evaluates values of one layer into polynomials, marking the nodes it explains as covered."""
 
-    def __init__(self, matcher, current: str, n: int, name: str):
+    def __init__(self, matcher, current: str, n: int, name: str, dims: tuple[int, ...] | None):
         self.m, self.current, self.n, self.name = matcher, current, n, name
+        self.dims = (1, n) if dims is None else dims
         self.fires: dict[str, object] = {}              # reset atom -> its _Fire
         self.dense: dict[str, tuple[str, np.ndarray]] = {}   # D atom -> (its graph input, matrix)
         self.inputs: dict[str, set[str]] = {}           # value -> graph inputs it reads
@@ -162,7 +163,7 @@ class _Evaluator:
 
     def coef(self, values: np.ndarray, node: onnx.NodeProto) -> np.ndarray:
         try:
-            return np.broadcast_to(np.asarray(values, np.float64), (1, self.n)).reshape(self.n).copy()
+            return np.broadcast_to(np.asarray(values, np.float64), self.dims).reshape(self.n).copy()
         except ValueError:
             raise UnsupportedModelError(f"layer {self.name!r}: constant of shape {list(np.shape(values))} in "
                                         f"{self.m.describe(node)} does not broadcast to its {self.n} neurons") from None
@@ -224,8 +225,9 @@ class _Evaluator:
 
 # --- one layer -----------------------------------------------------------------------------------------------
 
-def match_stateful(matcher, current: str, n: int, name: str) -> StatefulNeuron:
-    """Recognise the Synaptic or RLeaky neuron fed by ``current`` (``n`` neurons) of layer ``name``."""
+def match_stateful(matcher, current: str, n: int, name: str, dims: tuple[int, ...] | None = None) -> StatefulNeuron:
+    """Recognise the Synaptic or RLeaky neuron fed by ``current`` (``n`` neurons of shape ``dims`` with the batch,
+    e.g. (1, C, H, W) on a feature map; default (1, n)) of layer ``name``."""
     values, greaters = _forward(matcher, current)
     if len(greaters) != 1:
         raise UnsupportedModelError(f"layer {name!r}: its current {current!r} reaches {len(greaters)} spike "
@@ -237,7 +239,7 @@ def match_stateful(matcher, current: str, n: int, name: str) -> StatefulNeuron:
     mem_out = matcher.fire(casts[0].output[0]).mem
     spike, fire = matcher.spike(mem_out, name)
     threshold = neuron_param(fire.threshold, n, "threshold", name)
-    ev = _Evaluator(matcher, current, n, name)
+    ev = _Evaluator(matcher, current, n, name, dims)
     mem = ev.value(mem_out, fire.cast)
     others = [value for value in values if value in matcher.g.outputs and value != mem_out]
     if len(others) > 1:
