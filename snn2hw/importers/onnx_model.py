@@ -453,7 +453,7 @@ class _Matcher:
                         grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
         """A layer whose neuron is a Synaptic or an RLeaky (:mod:`.onnx_neurons`)."""
         n_out = weight.shape[0]
-        neuron = match_stateful(self, current, n_out, name)
+        neuron = match_stateful(self, current, n_out, name, self.neuron_dims)
         bias, threshold, recurrent = bias + neuron.extra_bias, neuron.threshold, neuron.recurrent
         if grid is not None:
             integers, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
