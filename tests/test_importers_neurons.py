@@ -111,6 +111,17 @@ def test_onnx_synaptic_without_its_synaptic_current_output_refused(tmp_path):
     assert_import_fails(UnsupportedModelError, tmp_path / "edited.onnx", "'fc1'", "not a graph output")
 
 
+@pytest.mark.parametrize("kind", ["dense", "one_to_one"])
+def test_onnx_rleaky_spikes_not_fed_back_refused(tmp_path, kind):
+    """A hidden RLeaky's spikes must be a graph output, else they cannot come back as its spike input."""
+    net = MixedStepNet([5, 4, 3], [Neuron(kind), Neuron("leaky")])
+    model = onnx.load(str(export_mixed(net, tmp_path / "model.onnx", dynamo=False)))
+    model.graph.output.remove(next(output for output in model.graph.output if output.name == "spk1_out"))
+    onnx.save(model, str(tmp_path / "edited.onnx"))
+    assert_import_fails(UnsupportedModelError, tmp_path / "edited.onnx", "'fc1'", "RLeaky", "'spk1'",
+                        "not a graph output to feed back")
+
+
 def test_onnx_membrane_term_foreign_to_snntorch_refused(tmp_path):
     """A Synaptic whose membrane adds the synaptic current twice is none of the recognised neurons."""
     net = MixedStepNet([5, 4], [Neuron("synaptic", reset="none")])
