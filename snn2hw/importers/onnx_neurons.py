@@ -22,7 +22,8 @@ A neuron with a second state output is a Synaptic, else an RLeaky, whose spikes 
 fed back as its spike input). The roles of the graph inputs come from the structure (m is what R compares; syn is
 what syn' reads; spk is what D reads), except for a one-to-one RLeaky without reset, where ``beta m + V spk`` is
 symmetric: there spk is the input multiplied inside the ``recurrent`` module (snnTorch's ``RecurrentOneToOne``),
-which both exporters record in the node's scope.
+which both exporters record in the node's scope. Where the exporter records scopes, a one-to-one spk read outside
+a ``recurrent`` module is refused: the same arithmetic is a Synaptic exported without its synaptic current.
 """
 
 from __future__ import annotations
