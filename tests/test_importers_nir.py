@@ -175,8 +175,6 @@ def test_tau_shorter_than_dt(tmp_path):
 # --- refusals -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("culprit, expected", [
-    (nir.CubaLIF(tau_syn=np.full(3, 1e-3), tau_mem=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3),
-                 v_threshold=np.ones(3)), "'bad' (CubaLIF): this node type is not supported yet"),
     (nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3)), "'bad' (LI): this node type"),
     (nir.Flatten(input_type={"input": np.array([3])}, start_dim=0, end_dim=-1), "'bad' (Flatten)"),
     (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
@@ -218,7 +216,7 @@ def test_stray_node_named(tmp_path):
 @pytest.mark.parametrize("nodes, expected", [
     ((("fc", affine(3, 4)), ("fc2", affine(3, 3))), "'fc2' (Affine) follows NIR node 'fc' (Affine) where a LIF"),
     ((("lif", lif(4)),), "'lif' (LIF) follows NIR node 'input' (Input) where an Affine"),
-    ((("fc", affine(3, 4)),), "'fc' (Affine) is not followed by a LIF or IF"),
+    ((("fc", affine(3, 4)),), "'fc' (Affine) is not followed by a LIF, CubaLIF or IF"),
     ((), "no layers between Input"),
 ])
 def test_wrong_order_named(tmp_path, nodes, expected):

@@ -133,9 +133,9 @@ def _batchnorm_net():
     (lambda: {"foo": torch.zeros(3), "bar": torch.ones(2)}, "'foo'"),
     (lambda: {"fc.bias": torch.zeros(3), "lif.beta": torch.tensor(0.5), "lif.threshold": torch.tensor(1.0)},
      "['fc.bias']"),
-    (lambda: {"lif.beta": torch.tensor(0.5), "lif.alpha": torch.tensor(0.5), "lif.threshold": torch.tensor(1.0)},
-     "'lif.alpha'"),
-], ids=["conv", "batchnorm", "random", "bias-only", "synaptic"])
+    (lambda: {"lif.beta": torch.tensor(0.5), "lif.gamma": torch.tensor(0.5), "lif.threshold": torch.tensor(1.0)},
+     "'lif.gamma'"),
+], ids=["conv", "batchnorm", "random", "bias-only", "neuron-with-unknown-key"])
 def test_foreign_keys_rejected(tmp_path, state, culprit):
     assert_import_fails(UnsupportedModelError, _save(state(), tmp_path / "model.pt"), culprit)
 

@@ -1,6 +1,6 @@
 """Import a NIR graph (``nir.read``, the Neuromorphic Intermediate Representation) of dense LIF layers.
 
-Accepted: a chain ``Input -> (Affine | Linear -> LIF | IF)+ -> Output``, nodes named freely and edges listed in any
+Accepted: a chain ``Input -> (Affine | Linear -> LIF | CubaLIF | IF)+ -> Output``, nodes named freely and edges listed in any
 order (snnTorch's ``export_to_nir`` lists them unordered). A layer is named after its Affine/Linear node (``fc1``;
 ``0`` becomes ``layer0``). Every other node type, a cycle (recurrent connection), a branch or a node off the chain
 is refused naming the node.
@@ -9,10 +9,16 @@ NIR neurons are continuous-time; they are discretized by forward Euler at the ti
 
     LIF:  tau dv/dt = (v_leak - v) + r I  ->  v[t] = (1 - dt/tau) v[t-1] + (r dt/tau) I[t]
     IF:       dv/dt = r I                 ->  v[t] = v[t-1] + (r dt) I[t]
+    CubaLIF:  tau_syn dJ/dt = -J + w_in I  ->  J[t] = (1 - dt/tau_syn) J[t-1] + (w_in dt/tau_syn) I[t]
+              tau_mem dv/dt = (v_leak - v) + r J  ->  v[t] = (1 - dt/tau_mem) v[t-1] + (r dt/tau_mem) J[t]
 
 so ``beta = 1 - dt/tau`` (IF: 1) and the input scale ``s = r dt/tau`` (IF: ``r dt``) multiplies the weight row and
-bias of each neuron. snnTorch's exporter writes ``tau = dt/(1 - beta)`` and ``r = tau/dt`` at its ``dt = 1e-4``, so
-at the same dt this gives back beta and ``s = 1``, up to the rounding of the stored tensors, which is undone:
+bias of each neuron. A CubaLIF is an snnTorch ``Synaptic``: ``alpha = 1 - dt/tau_syn``, ``beta = 1 - dt/tau_mem``,
+the membrane integrating the *updated* synaptic current J[t] (as snnTorch does), and the two input scales folded
+into the weights: the synaptic state scaled by ``r dt/tau_mem`` obeys ``syn[t] = alpha syn[t-1] + s I[t]`` with
+``s = (w_in dt/tau_syn) (r dt/tau_mem)``. snnTorch's exporter writes ``tau = dt/(1 - beta)`` and ``r = tau/dt``
+(a Synaptic also ``tau_syn = dt/(1 - alpha)``, ``w_in = tau_syn/dt``) at its ``dt = 1e-4``, so at the same dt this
+gives back alpha, beta and ``s = 1``, up to the rounding of the stored tensors, which is undone:
 
 * beta is computed with dt rounded to the dtype of ``tau`` and rounded to that dtype itself (exact for every
   float32 beta in [0.5, 1], off by at most a float32 step below 0.5);
@@ -53,9 +59,9 @@ from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line
 __all__ = ["load_nir", "NIR_RESETS", "READ_TIMEOUT_S"]
 
 NIR_RESETS = (Reset.ZERO, Reset.SUBTRACT)
-_SHAPE = "snn2hw maps NIR chains Input -> (Affine|Linear -> LIF|IF)+ -> Output"
+_SHAPE = "snn2hw maps NIR chains Input -> (Affine|Linear -> LIF|CubaLIF|IF)+ -> Output"
 _DENSE = (nir.Affine, nir.Linear)
-_NEURONS = (nir.LIF, nir.IF)
+_NEURONS = (nir.LIF, nir.CubaLIF, nir.IF)
 _SUPPORTED = (nir.Input, nir.Output) + _DENSE + _NEURONS
 READ_TIMEOUT_S = 5.0  # a valid file reads in milliseconds; libhdf5 can loop forever on a corrupted one
 
@@ -227,13 +233,13 @@ def _check_kinds(graph: nir.NIRGraph, chain: list[str]) -> None:
         raise UnsupportedModelError(f"the NIR graph has no layers between Input {chain[0]!r} and Output "
                                     f"{chain[-1]!r}; {_SHAPE}")
     for position, name in enumerate(inner):
-        expected, what = (_DENSE, "an Affine or Linear") if position % 2 == 0 else (_NEURONS, "a LIF or IF")
+        expected, what = (_DENSE, "an Affine or Linear") if position % 2 == 0 else (_NEURONS, "a LIF, CubaLIF or IF")
         if not isinstance(graph.nodes[name], expected):
             previous = chain[position]
             raise UnsupportedModelError(f"{_describe(graph, name)} follows {_describe(graph, previous)} where "
                                         f"{what} was expected; {_SHAPE}")
     if len(inner) % 2:
-        raise UnsupportedModelError(f"{_describe(graph, inner[-1])} is not followed by a LIF or IF before Output "
+        raise UnsupportedModelError(f"{_describe(graph, inner[-1])} is not followed by a LIF, CubaLIF or IF before Output "
                                     f"{chain[-1]!r}; {_SHAPE}")
 
 
@@ -258,12 +264,17 @@ def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, 
         if hasattr(node, field) and np.any(params.array(field) != 0):
             raise UnsupportedModelError(f"{_describe(graph, neuron)}: {field} {params.summary(field)} is not 0 "
                                         f"(snn2hw neurons rest at 0 and reset to 0 or by the threshold)")
+    alpha = None
     if isinstance(node, nir.LIF):
         beta, scale = params.lif_discretization(dt)
+    elif isinstance(node, nir.CubaLIF):
+        beta, scale = params.euler("tau_mem", "r", dt)
+        alpha, syn_scale = params.euler("tau_syn", "w_in", dt)
+        scale = scale * syn_scale
     else:
         beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
     return SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
-                       threshold=params.array("v_threshold"), reset=reset)
+                       threshold=params.array("v_threshold"), reset=reset, alpha=alpha)
 
 
 def _dense(graph: nir.NIRGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -317,19 +328,24 @@ class _Params:
 
     def lif_discretization(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(per-neuron beta, per-neuron input scale) of a LIF node by forward Euler at ``dt``."""
-        tau = self.array("tau")
+        return self.euler("tau", "r", dt)
+
+    def euler(self, tau_field: str, gain_field: str, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """(per-neuron decay ``1 - dt/tau``, per-neuron input scale ``gain dt/tau``) of the state with time
+        constant ``tau_field`` and input gain ``gain_field`` by forward Euler at ``dt``."""
+        tau = self.array(tau_field)
         bad = ~(tau > 0)
         if np.any(bad):
-            raise QuantizationError(f"{self.describe}: tau {tau[bad][0]} must be > 0")
-        precision = self.dtype("tau")
-        beta = (1.0 - self.rounded_dt("tau", dt) / tau).astype(precision).astype(np.float64)
-        short = beta < -np.finfo(precision).eps
+            raise QuantizationError(f"{self.describe}: {tau_field} {tau[bad][0]} must be > 0")
+        precision = self.dtype(tau_field)
+        decay = (1.0 - self.rounded_dt(tau_field, dt) / tau).astype(precision).astype(np.float64)
+        short = decay < -np.finfo(precision).eps
         if np.any(short):
-            raise QuantizationError(f"{self.describe}: tau {tau[short][0]:.9g} is shorter than the time step dt "
-                                    f"{dt:.9g} (beta = 1 - dt/tau = {beta[short][0]:.6g} < 0); choose a smaller "
-                                    f"--nir-dt")
-        beta = np.maximum(beta, 0.0)  # tau = dt within the precision of tau
-        r = self.array("r")
-        with np.errstate(invalid="ignore"):  # tau = r = inf is snnTorch's beta = 1: no leak, scale 1
-            scale = np.where(np.isinf(r) & np.isinf(tau), 1.0, r * (self.rounded_dt("tau", dt) / tau))
-        return beta, self.snap(scale, "r", "tau")
+            raise QuantizationError(f"{self.describe}: {tau_field} {tau[short][0]:.9g} is shorter than the time step "
+                                    f"dt {dt:.9g} (1 - dt/{tau_field} = {decay[short][0]:.6g} < 0); choose a "
+                                    f"smaller --nir-dt")
+        decay = np.maximum(decay, 0.0)  # tau = dt within the precision of tau
+        gain = self.array(gain_field)
+        with np.errstate(invalid="ignore"):  # tau = gain = inf is snnTorch's decay 1: no leak, scale 1
+            scale = np.where(np.isinf(gain) & np.isinf(tau), 1.0, gain * (self.rounded_dt(tau_field, dt) / tau))
+        return decay, self.snap(scale, gain_field, tau_field)

@@ -2,14 +2,16 @@
 
 Accepted: one timestep of 1 or more ``nn.Linear`` or ``nn.Conv2d`` (with or without bias) -> ``snn.Leaky`` layers
 (beta and threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none",
-``reset_delay=True``) whose membranes are explicit graph inputs and outputs, exported with ``dynamo=True`` or
+``reset_delay=True``) whose membranes are explicit graph inputs and outputs (``snn.Synaptic`` and ``snn.RLeaky``
+neurons, whose two states are, are recognised by :mod:`.onnx_neurons`), exported with ``dynamo=True`` or
 ``dynamo=False``; tensors may be in external data files next to the model. Between layers, spikes (and the data
 input) may pass through ``nn.MaxPool2d`` and ``nn.Flatten``/reshapes. The layers are recognised from the graph
 structure, never from names or input order:
 
 * constants (initializers, ``Constant`` nodes, and Identity/Clip/Cast/arithmetic/reshaping nodes whose inputs
   are all constant) are folded with numpy;
-* the data input is the graph input that feeds a Gemm/MatMul; from it each layer is, with ``m`` the membrane
+* the data input is the graph input that feeds a Gemm/MatMul (outside a module ``recurrent``, where an RLeaky
+  reads its previous spikes); from it each layer is, with ``m`` the membrane
   graph input and ``r = Cast(Greater(Sub(m, threshold), 0))`` the spike of the previous step::
 
       I = Gemm(x, W, b)   or   MatMul(x, W^T) [+ b]
@@ -56,12 +58,14 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
+from .onnx_neurons import is_stateful, match_stateful, recurrent_scope
 from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
 from .spatial import FeatureShape, conv2d_dense, max_pool_layer, spread_over
 
 __all__ = ["load_onnx"]
 
-_HINT = "snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky patterns and MaxPool/Flatten of spikes only"
+_HINT = ("snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky, Synaptic and RLeaky patterns and MaxPool/Flatten of "
+         "spikes only")
 _DENSE_OPS = frozenset({"Gemm", "MatMul", "Conv"})
 _RESHAPE_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze"})   # keep the C,H,W element order
 _PATTERN_OPS = frozenset({"Add", "Sub", "Mul", "Greater", "Cast", "MaxPool"}) | _DENSE_OPS | _RESHAPE_OPS
@@ -264,6 +268,10 @@ class _Graph:
     def consumers(self, name: str) -> list[onnx.NodeProto]:
         return self._consumers.get(name, [])
 
+    def node_of(self, name: str) -> onnx.NodeProto | None:
+        """The dynamic node computing ``name``, whatever its op; None for inputs and constants."""
+        return self._producer.get(name)
+
 
 def _static_dims(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     """The declared shape of a graph input, a symbolic batch dimension taken as 1; None if another dimension
@@ -317,11 +325,11 @@ class _Matcher:
             if len(users) == 1 and users[0].op_type == "MaxPool":
                 layer, value, dims = self._max_pool(users[0], dims, len(layers) + 1)
             else:
-                layer, mem_in, value, dims = self._layer(value, dims, len(layers) + 1)
-                if mem_in in mems:
-                    raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its "
-                                                f"membrane, but it is already the data input or another layer's "
-                                                f"membrane")
+                layer, states, value, dims = self._layer(value, dims, len(layers) + 1)
+                for mem_in in states:
+                    if mem_in in mems:
+                        raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its state, "
+                                                    f"but it is already the data input or another layer's state")
                 mems.add(mem_in)
             layers.append(layer)
         if value not in self.g.outputs:
@@ -346,6 +354,8 @@ class _Matcher:
 
     def _data_input(self) -> str:
         feeds = [name for name in self.g.inputs if self._feeds_layer(name)]
+        if len(feeds) > 1:  # an RLeaky's previous spikes feed its dense recurrence (module 'recurrent') too
+            feeds = [name for name in feeds if not all(map(recurrent_scope, self.g.consumers(name)))]
         if len(feeds) != 1:
             found = f"graph inputs {feeds} all feed" if feeds else f"no graph input (of {self.g.inputs}) feeds"
             raise UnsupportedModelError(f"{found} a Gemm/MatMul/Conv/MaxPool; expected exactly one data input: "
@@ -411,12 +421,14 @@ class _Matcher:
     # -- one layer
 
     def _layer(self, value: str, dims: tuple[int, ...] | None, index: int
-               ) -> tuple[SourceLayer, str, str, tuple[int, ...]]:
-        """Match the layer fed by ``value`` of shape ``dims``; return it, its membrane input, its spike value and
+               ) -> tuple[SourceLayer, tuple[str, ...], str, tuple[int, ...]]:
+        """Match the layer fed by ``value`` of shape ``dims``; return it, its state inputs, its spike value and
         the spikes' shape."""
         dense, weight, bias, current, grid, dims = self._dense(value, dims)
         self.neuron_dims = dims
         name = layer_name(_prefix(dense), index, self.names)
+        if is_stateful(self, current):
+            return (*self._stateful_layer(name, weight, bias, current, grid), dims)
         add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
         if add.op_type == "MaxPool":
             raise UnsupportedModelError(f"unsupported {_describe(add)}: it pools the currents of "
@@ -435,7 +447,39 @@ class _Matcher:
             weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(beta, n_out, "beta", name),
                             threshold=threshold, reset=reset)
-        return layer, mem_in, spike, dims
+        return layer, (mem_in,), spike, dims
+
+    def _stateful_layer(self, name: str, weight: np.ndarray, bias: np.ndarray, current: str,
+                        grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
+        """A layer whose neuron is a Synaptic or an RLeaky (:mod:`.onnx_neurons`)."""
+        n_out = weight.shape[0]
+        neuron = match_stateful(self, current, n_out, name, self.neuron_dims)
+        bias, threshold, recurrent = bias + neuron.extra_bias, neuron.threshold, neuron.recurrent
+        if grid is not None:
+            integers, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
+            if integers is not weight and recurrent is not None:  # V scales with W, b and theta
+                recurrent = recurrent / grid[0]
+            weight = integers
+        alpha = None if neuron.alpha is None else self._param(neuron.alpha, n_out, "alpha", name)
+        layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(neuron.beta, n_out, "beta", name),
+                            threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent)
+        return layer, neuron.states, neuron.spike
+
+    # -- what onnx_neurons uses
+
+    describe = staticmethod(_describe)
+
+    def take(self, *nodes: onnx.NodeProto) -> None:
+        self._take(*nodes)
+
+    def fire(self, value: str) -> _Fire:
+        return self._fire(value)
+
+    def spike(self, mem_out: str, name: str) -> tuple[str, _Fire]:
+        return self._spike(mem_out, name)
+
+    def dense_weights(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
+        return self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
 
     def _param(self, values, n_out: int, what: str, name: str) -> float | np.ndarray:
         """A neuron parameter of the layer being matched (:func:`neuron_param`), a per-channel tensor of a

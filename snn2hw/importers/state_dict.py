@@ -8,6 +8,12 @@ Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn
 * an ``snn.Leaky`` group holds ``beta`` and ``threshold`` (scalars, or tensors of one value per neuron, e.g.
   ``snn.Leaky(beta=torch.tensor([...]))`` or a learned per-neuron beta), an optional ``graded_spikes_factor``
   (must be 1) and an optional ``reset_mechanism_val`` (0 subtract, 1 zero, 2 none; subtract when absent, as in snnTorch).
+* an ``snn.Synaptic`` group holds the same plus ``alpha`` (scalar or per neuron);
+* an ``snn.RLeaky`` group holds the Leaky keys plus its recurrence: ``V`` (and, when learned, the same tensor again
+  as ``recurrent.V``; scalar or per neuron) for ``all_to_all=False``, or ``recurrent.weight`` [N, N] and
+  ``recurrent.bias`` (folded into the layer's bias) of the ``nn.Linear`` of ``all_to_all=True,
+  linear_features=N``. A convolutional recurrence (4-D ``recurrent.weight``) and ``alpha`` together with a
+  recurrence (``snn.RSynaptic``) are refused.
 
 * an ``nn.Conv2d`` group holds a 4-D ``weight`` [O, C, kh, kw] and an optional ``bias``.
 
@@ -45,8 +51,10 @@ __all__ = ["load_state_dict"]
 
 _LINEAR_KEYS = frozenset({"weight", "bias"})
 _LEAKY_KEYS = frozenset({"beta", "threshold", "graded_spikes_factor", "reset_mechanism_val"})
+_RECURRENT_KEYS = frozenset({"V", "recurrent.V", "recurrent.weight", "recurrent.bias"})
+_NEURON_KEYS = _LEAKY_KEYS | _RECURRENT_KEYS | {"alpha"}
 _FORMS = ("an nn.Linear or nn.Conv2d (weight[, bias]) or an snn.Leaky (beta, threshold[, graded_spikes_factor, "
-          "reset_mechanism_val])")
+          "reset_mechanism_val]), snn.Synaptic (+ alpha) or snn.RLeaky (+ V or recurrent.weight[, recurrent.bias])")
 _SYNAPSES = {"linear": "nn.Linear", "conv": "nn.Conv2d"}
 _EXPORT = "pooling, padding and strides cannot be recovered from a state dict: export the network to ONNX or NIR"
 
@@ -99,6 +107,9 @@ def _group(state: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     groups: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state.items():
         prefix, _, suffix = key.rpartition(".")
+        parent, _, child = prefix.rpartition(".")
+        if child == "recurrent" and parent in groups:  # an snn.RLeaky's recurrence belongs to the neuron
+            prefix, suffix = parent, f"recurrent.{suffix}"
         groups.setdefault(prefix, {})[suffix] = value
     return groups
 
@@ -116,9 +127,9 @@ def _kind(prefix: str, params: dict[str, np.ndarray]) -> str:
                                         f"{tuple(params['weight'].shape)}: only 2-D nn.Linear and 4-D nn.Conv2d "
                                         f"weights are supported")
         return "linear" if params["weight"].ndim == 2 else "conv"
-    if {"beta", "threshold"} <= suffixes <= _LEAKY_KEYS:
-        return "leaky"
-    foreign = [suffix for suffix in params if suffix not in _LINEAR_KEYS | _LEAKY_KEYS]
+    if {"beta", "threshold"} <= suffixes <= _NEURON_KEYS:
+        return "leaky"  # or a Synaptic or RLeaky: the same place in the chain
+    foreign = [suffix for suffix in params if suffix not in _LINEAR_KEYS | _NEURON_KEYS]
     if foreign:
         raise UnsupportedModelError(f"state dict key {_key(prefix, foreign[0])!r} is not a parameter of {_FORMS}")
     keys = [_key(prefix, suffix) for suffix in params]
@@ -177,10 +188,49 @@ def _synapse(name: str, kind: str, params: dict[str, np.ndarray], shape: Feature
 def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str, np.ndarray]) -> SourceLayer:
     if "graded_spikes_factor" in lif:
         check_graded_spikes(lif["graded_spikes_factor"], name)
-    return SourceLayer(name=name, weight=weight, bias=np.zeros(weight.shape[0]) if bias is None else bias,
+    recurrent, recurrent_bias = _recurrence(name, weight.shape[0], lif)
+    return SourceLayer(name=name, weight=weight,
+                       bias=(np.zeros(weight.shape[0]) if bias is None else bias) + recurrent_bias,
                        beta=neuron_param(lif["beta"], weight.shape[0], "beta", name),
                        threshold=neuron_param(lif["threshold"], weight.shape[0], "threshold", name),
-                       reset=_reset(lif.get("reset_mechanism_val"), name))
+                       reset=_reset(lif.get("reset_mechanism_val"), name), recurrent=recurrent,
+                       alpha=None if "alpha" not in lif else neuron_param(lif["alpha"], weight.shape[0], "alpha", name))
+
+
+def _recurrence(name: str, n_out: int, lif: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray]:
+    """An snn.RLeaky's (V, bias to add to the layer's): V [n_out] one-to-one or [n_out, n_out] dense; (None, 0)
+    for a neuron without recurrence."""
+    keys = sorted(set(lif) & _RECURRENT_KEYS)
+    if keys and "alpha" in lif:
+        raise UnsupportedModelError(f"layer {name!r}: alpha together with recurrent weights {keys} (snn.RSynaptic) "
+                                    f"is not supported")
+    if "V" in lif or "recurrent.V" in lif:
+        values = lif.get("V", lif.get("recurrent.V"))
+        if "recurrent.weight" in lif or "recurrent.bias" in lif:
+            raise UnsupportedModelError(f"layer {name!r}: both a one-to-one V and a dense recurrent.weight/bias")
+        if "recurrent.V" in lif and not np.array_equal(lif["recurrent.V"], values):
+            raise UnsupportedModelError(f"layer {name!r}: V and recurrent.V differ (snnTorch's RLeaky holds one "
+                                        f"tensor under both keys)")
+        if values.size not in (1, n_out):
+            raise UnsupportedModelError(f"layer {name!r}: V has {values.size} elements; expected 1 or one per "
+                                        f"neuron ({n_out})")
+        return np.broadcast_to(values.reshape(-1), (n_out,)), np.zeros(n_out)
+    if "recurrent.weight" not in lif:
+        if "recurrent.bias" in lif:
+            raise UnsupportedModelError(f"layer {name!r}: recurrent.bias without recurrent.weight")
+        return None, np.zeros(n_out)
+    matrix = lif["recurrent.weight"]
+    if matrix.ndim == 4:
+        raise UnsupportedModelError(f"layer {name!r}: snn.RLeaky with a convolutional recurrence (recurrent.weight "
+                                    f"of shape {tuple(matrix.shape)}) is not supported; use linear_features")
+    if matrix.shape != (n_out, n_out):
+        raise UnsupportedModelError(f"layer {name!r}: recurrent.weight has shape {tuple(matrix.shape)}, expected "
+                                    f"({n_out}, {n_out})")
+    bias = lif.get("recurrent.bias", np.zeros(n_out))
+    if bias.shape != (n_out,):
+        raise UnsupportedModelError(f"layer {name!r}: recurrent.bias has shape {tuple(bias.shape)}, expected "
+                                    f"({n_out},)")
+    return matrix, bias
 
 
 def _reset(values: np.ndarray | None, name: str) -> Reset:
