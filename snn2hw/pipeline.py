@@ -76,6 +76,13 @@ class CompileResult:
     verilog: str = ""
     report: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    reference: golden.Trace | None = None    # the golden model on the reference stimuli, once computed
+
+    def reference_trace(self, timesteps: int) -> golden.Trace:
+        """The golden model's trace on the reference stimuli (computed once, for lanes and latency)."""
+        if self.reference is None:
+            self.reference = golden.run(self.network, reference_stimuli(self.network.n_in, timesteps))
+        return self.reference
 
 
 def _step_import(config: CompileConfig, result: CompileResult) -> None:
@@ -105,18 +112,19 @@ def _step_fidelity(config: CompileConfig, result: CompileResult) -> None:
     result.fidelity = measure(result.source, result.network, inputs, stimulus)
 
 
-def layer_work(network: Network, timesteps: int) -> list[float]:
+def layer_work(network: Network, timesteps: int, reference: golden.Trace) -> list[float]:
     """Per layer, mean input spikes plus timesteps per inference on the reference stimuli (what lanes
-    speed up: integration per spike, a fire pass per timestep)."""
-    stimuli = reference_stimuli(network.n_in, timesteps)
-    rasters = [stimuli] + list(golden.run(network, stimuli).spikes[:-1])
+    speed up: integration per spike, a fire pass per timestep); ``reference`` is the golden model's trace
+    on them."""
+    rasters = [reference_stimuli(network.n_in, timesteps)] + list(reference.spikes[:-1])
     return [float(raster.sum(axis=(1, 2)).mean()) + timesteps for raster in rasters]
 
 
 def _step_map(config: CompileConfig, result: CompileResult) -> None:
     network, board = result.network, result.board
     if config.lanes == "auto":
-        result.mappings = place_network(network, board_budget(board), None, layer_work(network, config.timesteps))
+        work = layer_work(network, config.timesteps, result.reference_trace(config.timesteps))
+        result.mappings = place_network(network, board_budget(board), None, work)
     else:
         result.mappings = place_network(network, board_budget(board), int(config.lanes))
     check_fit(network, result.mappings, board)
@@ -131,7 +139,7 @@ def _step_report(config: CompileConfig, result: CompileResult) -> None:
     if result.fidelity is not None:
         quantization["fidelity"] = result.fidelity.to_json()
     result.report = build_report(result.network, result.mappings, result.board, config.timesteps,
-                                 quantization, result.timings)
+                                 quantization, result.timings, result.reference_trace(config.timesteps))
 
 
 STEPS: list[tuple[str, Callable[[CompileConfig, CompileResult], None]]] = [

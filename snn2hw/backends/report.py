@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..golden import Trace
 from ..ir import Network, json_value
 from ..passes.mapping import LayerMapping
 from .boards import Board
 from .cycle_model import batch_cycles, inference_cycles
-from ..passes.cost import layer_memories
-from .resources import board_budget, estimate_resources
+from .resources import design_cost, estimate_resources
 
 __all__ = ["reference_stimuli", "latency_report", "build_report", "merge_build_results", "REFERENCE_RATE", "REFERENCE_SAMPLES"]
 
@@ -24,10 +24,12 @@ def reference_stimuli(n_in: int, timesteps: int) -> np.ndarray:
     return (rng.random((REFERENCE_SAMPLES, timesteps, n_in)) < REFERENCE_RATE).astype(np.uint8)
 
 
-def latency_report(network: Network, mappings: tuple[LayerMapping, ...], timesteps: int) -> dict:
-    """Cycles per inference from the cycle model: mean over the reference stimuli, and the bound when
-    every neuron of every layer fires at every timestep."""
-    cycles = batch_cycles(network, mappings, reference_stimuli(network.n_in, timesteps))
+def latency_report(network: Network, mappings: tuple[LayerMapping, ...], timesteps: int,
+                   reference: Trace | None = None) -> dict:
+    """Cycles per inference from the cycle model: mean over the reference stimuli (``reference``: the golden
+    model's trace on them, if already computed), and the bound when every neuron of every layer fires at
+    every timestep."""
+    cycles = batch_cycles(network, mappings, reference_stimuli(network.n_in, timesteps), reference)
     mean = float(np.mean(cycles))
     everything = [np.ones((timesteps, network.n_in), np.uint8)]
     everything += [np.ones((timesteps, layer.n_out), np.uint8) for layer in network.layers]
@@ -38,12 +40,12 @@ def latency_report(network: Network, mappings: tuple[LayerMapping, ...], timeste
 
 
 def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Board, timesteps: int,
-                 quantization: dict, timings: dict) -> dict:
+                 quantization: dict, timings: dict, reference: Trace | None = None) -> dict:
     layers = []
-    shapes = board_budget(board).block_shapes
+    memories = design_cost(network, mappings, board).memories
     for layer, mapping in zip(network.layers, mappings):
         width = mapping.membrane_bits(network.state_bits, layer.threshold)
-        placed = layer_memories(mapping, width, network.state_bits, layer.threshold, shapes)
+        placed = [memory for memory in memories if memory.layer == layer.name]
         weights_in = [memory.kind for memory in placed if memory.name.startswith("weights")]
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
                        "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
@@ -55,7 +57,7 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
                                                   "blocks": memory.blocks} for memory in placed}})
     return {"board": board.name, "device": board.device,
             "resources": estimate_resources(network, mappings, board), "resources_source": "estimate",
-            "fmax_mhz": None, "latency": latency_report(network, mappings, timesteps),
+            "fmax_mhz": None, "latency": latency_report(network, mappings, timesteps, reference),
             "state_bits": network.state_bits, "layers": layers, "quantization": quantization,
             "tools": {}, "timings_s": timings}
 

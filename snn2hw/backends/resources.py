@@ -12,7 +12,7 @@ from ..passes.cost import DEFAULT_BLOCK_SHAPES, Budget, NetworkCost, block_rams,
 from ..passes.mapping import LayerMapping
 from .boards import Board
 
-__all__ = ["board_budget", "estimate_resources", "check_fit", "ebr_blocks"]
+__all__ = ["board_budget", "design_cost", "estimate_resources", "check_fit", "ebr_blocks"]
 
 # Block RAMs the board top itself needs (the UART's receive and transmit FIFOs).
 BOARD_TOP_BLOCK_RAMS = 2
@@ -29,13 +29,14 @@ def board_budget(board: Board) -> Budget:
                   spram_blocks=board.resources.get("SPRAM", 0), logic_cells=board.resources.get("LC"))
 
 
-def _cost(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> NetworkCost:
+def design_cost(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> NetworkCost:
+    """Every layer's memories placed on ``board``'s block shapes, and the logic estimate."""
     return network_cost(network, mappings, board_budget(board).block_shapes)
 
 
 def estimate_resources(network: Network, mappings: tuple[LayerMapping, ...], board: Board) -> dict:
     """report.json's ``resources`` before a build: estimated used vs available per resource."""
-    cost = _cost(network, mappings, board)
+    cost = design_cost(network, mappings, board)
     estimate = {"EBR": cost.blocks("EBR") + (BOARD_TOP_BLOCK_RAMS if "EBR" in board.resources else 0),
                 "SPRAM": cost.blocks("SPRAM"), "LC": cost.logic_cells}
     resources = {name: {"used": estimate.get(name), "available": available}
@@ -50,7 +51,7 @@ def check_fit(network: Network, mappings: tuple[LayerMapping, ...], board: Board
     """Raise :class:`ResourceError` naming what is needed and what ``board`` has if the design cannot fit."""
     if not board.resources:
         return
-    cost, budget = _cost(network, mappings, board), board_budget(board)
+    cost, budget = design_cost(network, mappings, board), board_budget(board)
     device = board.device or board.name
     spram_bits = board.memory.get("spram_bits", 0)
     if budget.block_rams is not None and cost.blocks("EBR") > budget.block_rams:

@@ -58,7 +58,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..ir import Network
 from ..passes.mapping import LayerMapping
-from .accelerator import Accelerator, spram_image
+from .accelerator import Accelerator
 from .events import EventFormat
 from .uart import UARTReceiver, UARTTransmitter, check_divisor
 from .weight_loader import UARTWeightLoader
@@ -104,7 +104,7 @@ class UARTAccelerator(wiring.Component):
         self.network, self.mappings = network, tuple(mappings)
         self.divisor, self.rx_fifo_beats = check_divisor(divisor), rx_fifo_beats
         self.spram_primitive = spram_primitive
-        self.image_words = len(spram_image(network, self.mappings))
+        self.image_words = sum(mapping.spram_words for mapping in self.mappings)
         shortest = UART_REQUEST_BYTES * 10 * divisor
         self.request_period = shortest if request_period is None else request_period
         if not isinstance(self.request_period, int) or self.request_period < shortest:

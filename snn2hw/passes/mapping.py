@@ -107,6 +107,11 @@ class LayerMapping:
         return ceil_div(self.spram_lanes, self.lanes_per_column)
 
     @property
+    def spram_words(self) -> int:
+        """Length of :meth:`spram_image`: every SPRAM column, ``weight_words`` 16-bit words each."""
+        return self.spram_columns * self.weight_words
+
+    @property
     def block_ram_lanes(self) -> int:
         return self.lanes - self.spram_lanes
 
