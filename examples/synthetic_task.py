@@ -27,9 +27,7 @@ import torch.nn.functional as F
 from snntorch import surrogate, utils
 from torch import nn
 
-from snn2hw import golden
-from snn2hw.backends.design import CompiledDesign
-from snn2hw.verify.simulate import simulate_design
+from evaluation import Evaluation, accuracy, evaluate_design  # noqa: F401  (accuracy: for the examples)
 
 SIZES = (32, 24, 4)
 BETA = 0.875                       # 224 / 2^8: the compiler represents it exactly
@@ -55,15 +53,6 @@ def make_split(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def held_out_split() -> tuple[np.ndarray, np.ndarray]:
     return make_split(400, SEED + 1)
-
-
-def predict(output_spikes: np.ndarray) -> np.ndarray:
-    """Class = the output neuron with the most spikes over [B, T, n_out]; ties go to the lowest index."""
-    return np.argmax(np.asarray(output_spikes).sum(axis=1), axis=1)
-
-
-def accuracy(output_spikes: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(predict(output_spikes) == labels))
 
 
 def make_network(reset: str = "subtract", per_neuron: bool = False) -> nn.Sequential:
@@ -111,28 +100,6 @@ class TrainResult:
     net: nn.Sequential
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-split accuracies of the float network (snnTorch), the compiled network (golden model) and the RTL
-    (Verilator, on the first ``rtl_samples``)."""
-
-    samples: int
-    float_accuracy: float
-    golden_accuracy: float
-    rtl_samples: int
-    rtl_accuracy: float
-    rtl_identical: bool   # RTL output spikes == golden model output spikes on the RTL subset
-    rtl_cycles: float     # mean clock cycles per inference, measured in RTL simulation
-
-    def lines(self) -> list[str]:
-        return [f"float model accuracy (snnTorch): {100 * self.float_accuracy:.1f} % ({self.samples} test samples)",
-                f"golden model accuracy ({WEIGHT_BITS}-bit weights): {100 * self.golden_accuracy:.1f} % "
-                f"({self.samples} test samples)",
-                f"RTL accuracy on {self.rtl_samples} samples: {100 * self.rtl_accuracy:.1f} % "
-                f"(identical to golden: {'yes' if self.rtl_identical else 'NO'}), "
-                f"{self.rtl_cycles:.0f} cycles per inference"]
-
-
 def run_snn2hw(*args) -> None:
     """Run the snn2hw CLI (its output goes to this process's stdout); raise CalledProcessError on failure."""
     subprocess.run([sys.executable, "-m", "snn2hw.cli", *map(str, args)], check=True)
@@ -175,15 +142,8 @@ class Example:
     def evaluate(self, outdir: Path, model: Path | None = None, rtl_samples: int = 64) -> Evaluation:
         """Float (the network of ``model``), golden and RTL accuracy of the design in OUTDIR on the test split."""
         spikes, labels = held_out_split()
-        design = CompiledDesign.load(outdir)
-        golden_out = golden.run(design.network, spikes).output
-        rtl = simulate_design(design, spikes[:rtl_samples], engine="rtl")
         float_out = network_outputs(self.load(self.model if model is None else Path(model)), spikes)
-        return Evaluation(samples=len(labels), float_accuracy=accuracy(float_out, labels),
-                          golden_accuracy=accuracy(golden_out, labels), rtl_samples=len(rtl.outputs),
-                          rtl_accuracy=accuracy(rtl.outputs, labels[:rtl_samples]),
-                          rtl_identical=bool(np.array_equal(rtl.outputs, golden_out[:rtl_samples])),
-                          rtl_cycles=float(np.mean(rtl.cycles)))
+        return evaluate_design(outdir, spikes, labels, float_out, rtl_samples, f"{WEIGHT_BITS}-bit weights")
 
     def main(self, description: str, argv=None) -> int:
         """The example's command line: ``train``, ``evaluate OUTDIR``, ``all OUTDIR``."""

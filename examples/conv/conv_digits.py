@@ -35,10 +35,8 @@ from torch import nn
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "digits"))  # data and rate code of examples/digits
 from digits import accuracy, load_digits_split, rate_code  # noqa: E402
+from evaluation import Evaluation, evaluate_design  # noqa: E402
 
-from snn2hw import golden  # noqa: E402
-from snn2hw.backends.design import CompiledDesign  # noqa: E402
-from snn2hw.verify.simulate import simulate_design  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model.onnx"
@@ -145,33 +143,10 @@ def compile_design(outdir: Path, model: Path = MODEL) -> None:
                    check=True)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-split accuracies of the float network, the golden model and the RTL (on the first rtl_samples)."""
-
-    samples: int
-    float_accuracy: float
-    golden_accuracy: float
-    rtl_samples: int
-    rtl_accuracy: float
-    rtl_identical: bool  # RTL output spikes == golden model output spikes on the RTL subset
-
-    def lines(self) -> list[str]:
-        return [f"float model accuracy (snnTorch): {100 * self.float_accuracy:.1f} % ({self.samples} test samples)",
-                f"golden model accuracy ({WEIGHT_BITS}-bit weights): {100 * self.golden_accuracy:.1f} % "
-                f"({self.samples} test samples)",
-                f"RTL accuracy on {self.rtl_samples} samples: {100 * self.rtl_accuracy:.1f} % "
-                f"(identical to golden: {'yes' if self.rtl_identical else 'NO'})"]
-
-
 def evaluate(outdir: Path, model: Path = MODEL, samples: int | None = None, rtl_samples: int = 32) -> Evaluation:
     spikes, labels = test_split(samples)
-    golden_out = golden.run(CompiledDesign.load(outdir).network, spikes).output
-    rtl = simulate_design(CompiledDesign.load(outdir), spikes[:rtl_samples], engine="rtl").outputs
-    return Evaluation(samples=len(labels), float_accuracy=accuracy(model_outputs(load(model), spikes), labels),
-                      golden_accuracy=accuracy(golden_out, labels), rtl_samples=len(rtl),
-                      rtl_accuracy=accuracy(rtl, labels[:rtl_samples]),
-                      rtl_identical=bool(np.array_equal(rtl, golden_out[:rtl_samples])))
+    return evaluate_design(outdir, spikes, labels, model_outputs(load(model), spikes), rtl_samples,
+                           f"{WEIGHT_BITS}-bit weights")
 
 
 def main(argv=None) -> int:

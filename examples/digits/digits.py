@@ -32,9 +32,10 @@ import torch.nn.functional as F
 from snntorch import surrogate
 from torch import nn
 
-from snn2hw import golden
-from snn2hw.backends.design import CompiledDesign
-from snn2hw.verify.simulate import simulate_design
+from snn2hw.fidelity import predicted_class as predict  # noqa: F401  (the examples' class decision)
+
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # examples/: the evaluation all examples print
+from evaluation import Evaluation, accuracy, evaluate_design  # noqa: E402,F401  (accuracy: used by other examples)
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model.onnx"              # the integer network, the one that is compiled
@@ -68,15 +69,6 @@ def test_spikes(seed: int = SEED) -> np.ndarray:
     """The test split's rate code, uint8 [360, TIMESTEPS, 64]: the spikes every accuracy here is measured on."""
     _, x_test, _, _ = load_digits_split(seed)
     return rate_code(x_test, TIMESTEPS, seed)
-
-
-def predict(output_spikes: np.ndarray) -> np.ndarray:
-    """Class = the output neuron with the most spikes over [B, T, n_out]; ties go to the lowest index."""
-    return np.argmax(np.asarray(output_spikes).sum(axis=1), axis=1)
-
-
-def accuracy(output_spikes: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(predict(output_spikes) == labels))
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -221,42 +213,12 @@ def load_float_model(path: Path = FLOAT_MODEL) -> Step:
     return step
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-split accuracies; ``float_accuracy`` is None without the float model file."""
-
-    samples: int
-    float_accuracy: float | None
-    golden_accuracy: float
-    rtl_samples: int
-    rtl_accuracy: float
-    rtl_identical: bool   # RTL output spikes == golden model output spikes on the RTL subset
-    rtl_cycles: float     # mean clock cycles per inference, measured in RTL simulation
-
-    def lines(self) -> list[str]:
-        lines = [] if self.float_accuracy is None else [
-            f"float model accuracy: {100 * self.float_accuracy:.1f} % ({self.samples} test samples)"]
-        return lines + [
-            f"golden model accuracy: {100 * self.golden_accuracy:.1f} % ({self.samples} test samples)",
-            f"RTL accuracy on {self.rtl_samples} samples: {100 * self.rtl_accuracy:.1f} % "
-            f"(identical to golden: {'yes' if self.rtl_identical else 'NO'}), "
-            f"{self.rtl_cycles:.0f} cycles per inference"]
-
-
 def evaluate(outdir: Path, rtl_samples: int = 64, float_model: Path = FLOAT_MODEL, seed: int = SEED) -> Evaluation:
     """Accuracy of the float model, of the golden model on the compiled network and of the RTL on a subset."""
     y_test = load_digits_split(seed)[3]
     spikes = test_spikes(seed)
-    design = CompiledDesign.load(outdir)
-    golden_out = golden.run(design.network, spikes).output
-    rtl = simulate_design(design, spikes[:rtl_samples], engine="rtl")
-    float_accuracy = (accuracy(model_outputs(load_float_model(float_model), spikes), y_test)
-                      if Path(float_model).exists() else None)
-    return Evaluation(samples=len(y_test), float_accuracy=float_accuracy,
-                      golden_accuracy=accuracy(golden_out, y_test), rtl_samples=len(rtl.outputs),
-                      rtl_accuracy=accuracy(rtl.outputs, y_test[:rtl_samples]),
-                      rtl_identical=bool(np.array_equal(rtl.outputs, golden_out[:rtl_samples])),
-                      rtl_cycles=float(np.mean(rtl.cycles)))
+    float_out = model_outputs(load_float_model(float_model), spikes) if Path(float_model).exists() else None
+    return evaluate_design(outdir, spikes, y_test, float_out, rtl_samples)
 
 
 def run_snn2hw(*args) -> None:
