@@ -35,11 +35,15 @@ shapes the graph input declares ([1, C, H, W]; a symbolic batch dimension counts
 
 Quantized weights: QONNX ``Quant``/``IntQuant`` nodes (Brevitas ``export_qonnx``) and ``QuantizeLinear`` ->
 ``DequantizeLinear`` pairs (or ``DequantizeLinear`` of an integer initializer) on constants are evaluated like any
-constant (:mod:`.onnx_quant`). When a layer's weight comes from such a quantizer with one scale ``s`` (zero point
-integer), the layer is imported as the integer weights ``W / s`` with bias ``b / s`` and threshold
-``theta / s``: the membrane equations are linear in (v, W, b, theta) for every reset mechanism and beta leaves
-them unchanged, so the spikes are the same; a threshold and bias that are multiples of ``s`` give an integer model,
-compiled exactly as given. A per-channel scale is refused (not supported yet).
+constant (:mod:`.onnx_quant`). When a layer's weight comes from such a quantizer (zero point integer) with one
+scale ``s_i`` per output neuron i (one scale for all, or per output channel: axis 0 of a Gemm ``[out, in]``
+weight with transB=1, axis 1 of a MatMul ``[in, out]`` weight, axis 0 of a Conv ``[O, C, kh, kw]`` weight, the
+channel's scale then applying to all neurons of its map), row i is imported as the integers ``W_i / s_i`` with
+bias ``b_i / s_i``, threshold ``theta_i / s_i`` (per-neuron when the scales differ) and an RLeaky's recurrent
+weights ``V_i / s_i`` (row i of a dense V, element i of a one-to-one V): each neuron's equations are linear in
+(v, W, V, b, theta) for every reset mechanism and beta leaves them unchanged, so the spikes are the same; a
+threshold and bias that are multiples of ``s_i`` give an integer model, compiled exactly as given. Scales that
+vary along an input axis of the weight (per-input-channel) are refused, naming the quantizer.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
 from .onnx_neurons import is_stateful, match_stateful, recurrent_scope
-from .onnx_quant import PER_CHANNEL, evaluate, is_quantizer
+from .onnx_quant import evaluate, is_quantizer
 from .spatial import FeatureShape, conv2d_dense, max_pool_layer, spread_over
 
 __all__ = ["load_onnx"]
@@ -181,9 +185,10 @@ _FOLDERS = {
 }
 
 
-def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], grids: dict[str, tuple[object, str]]) -> bool:
+def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], grids: dict[str, tuple[np.ndarray, str]]) -> bool:
     """Evaluate ``node`` into ``consts`` if it is a foldable op or a quantizer whose inputs are all constant;
-    record in ``grids`` the (grid, quantizer) of values a quantizer produced, through shape-only ops."""
+    record in ``grids`` the (scales, quantizer) of values a quantizer produced (:func:`.onnx_quant.evaluate`),
+    through shape-only ops, which move the scales with the values."""
     quantizer = is_quantizer(node)
     if not (quantizer or node.op_type in _FOLDERS and node.domain in ("", "ai.onnx")) or len(node.output) != 1:
         return False
@@ -198,7 +203,10 @@ def _fold(node: onnx.NodeProto, consts: dict[str, np.ndarray], grids: dict[str, 
         else:
             value = _FOLDERS[node.op_type](node, inputs)
             if node.op_type in _SHAPE_OPS and node.input[0] in grids:
-                grids[node.output[0]] = grids[node.input[0]]
+                scales, quantizer = grids[node.input[0]]
+                if node.op_type != "Cast":
+                    scales = _FOLDERS[node.op_type](node, [scales, *inputs[1:]])
+                grids[node.output[0]] = (scales, quantizer)
     except UnsupportedModelError:
         raise
     except Exception as exc:  # malformed attributes or shapes in a readable model
@@ -214,7 +222,7 @@ class _Graph:
 
     def __init__(self, graph: onnx.GraphProto):
         self.consts = {init.name: self._tensor(init) for init in graph.initializer}
-        self.grids: dict[str, tuple[object, str]] = {}
+        self.grids: dict[str, tuple[np.ndarray, str]] = {}
         self.inputs = [value.name for value in graph.input if value.name not in self.consts]
         self.dims = {value.name: _static_dims(value) for value in graph.input if value.name not in self.consts}
         self.outputs = [value.name for value in graph.output]
@@ -253,8 +261,8 @@ class _Graph:
     def const(self, name: str) -> np.ndarray | None:
         return self.consts.get(name)
 
-    def grid(self, name: str) -> tuple[object, str] | None:
-        """(scale or PER_CHANNEL, quantizer node) of a constant a quantizer produced, else None."""
+    def grid(self, name: str) -> tuple[np.ndarray, str] | None:
+        """(scales of each element, quantizer node) of a constant a quantizer produced, else None."""
         return self.grids.get(name)
 
     def is_input(self, name: str) -> bool:
@@ -444,7 +452,7 @@ class _Matcher:
         threshold = self._param(fire.threshold, n_out, "threshold", name)
         reset = self._reset(subtract, zero_fire, mem_in, threshold, n_out, name)
         if grid is not None:
-            weight, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
+            weight, bias, threshold, _ = _integer_weights(weight, bias, threshold, None, grid[0])
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(beta, n_out, "beta", name),
                             threshold=threshold, reset=reset)
         return layer, (mem_in,), spike, dims
@@ -456,10 +464,7 @@ class _Matcher:
         neuron = match_stateful(self, current, n_out, name, self.neuron_dims)
         bias, threshold, recurrent = bias + neuron.extra_bias, neuron.threshold, neuron.recurrent
         if grid is not None:
-            integers, bias, threshold = _integer_weights(weight, bias, threshold, grid, name)
-            if integers is not weight and recurrent is not None:  # V scales with W, b and theta
-                recurrent = recurrent / grid[0]
-            weight = integers
+            weight, bias, threshold, recurrent = _integer_weights(weight, bias, threshold, recurrent, grid[0])
         alpha = None if neuron.alpha is None else self._param(neuron.alpha, n_out, "alpha", name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(neuron.beta, n_out, "beta", name),
                             threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent)
@@ -545,7 +550,7 @@ class _Matcher:
     def _dense(self, value: str, dims: tuple[int, ...] | None
                ) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None, tuple[int, ...]]:
         """Match ``Gemm``/``MatMul``/``Conv`` [+ constant Add] on ``value`` of shape ``dims``: (node, weight,
-        bias, output, weight grid, output shape)."""
+        bias, output, (neuron scales, quantizer) of a quantized weight (:func:`_neuron_scales`), output shape)."""
         node = self._only_consumer(value, "a Gemm, MatMul or Conv")
         if node.op_type not in _DENSE_OPS:
             raise self._unexpected(node, "a Gemm, MatMul or Conv")
@@ -557,8 +562,8 @@ class _Matcher:
             weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
             dims = (1, weight.shape[0])
         grid = self.g.grid(node.input[1])
-        if grid is not None and grid[0] is not PER_CHANNEL and node.op_type == "Gemm":
-            grid = (grid[0] * _attrs(node).get("alpha", 1.0), grid[1])
+        if grid is not None:
+            grid = (_neuron_scales(node, grid[0], dims, grid[1]), grid[1])
         self._take(node)
         out = node.output[0]
         users = self.g.consumers(out)
@@ -689,17 +694,39 @@ def _show(value: float | np.ndarray) -> str:
     return f"{value:g}" if np.ndim(value) == 0 else f"[{', '.join(f'{v:g}' for v in value)}]"
 
 
-def _integer_weights(weight: np.ndarray, bias: np.ndarray, threshold: float | np.ndarray, grid: tuple[object, str],
-                     name: str) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
-    """Divide weight, bias and threshold by the weight quantizer's scale: the weights become its integers."""
-    scale, quantizer = grid
-    if scale is PER_CHANNEL:
-        raise UnsupportedModelError(f"layer {name!r}: the weights from {quantizer} have per-channel scales, which "
-                                    f"are not supported yet (their scales would fold into per-neuron thresholds)")
-    integers = np.round(weight / scale)
-    if not np.allclose(weight / scale, integers, rtol=0, atol=1e-3):  # off the grid after a Cast: a float model
-        return weight, bias, threshold
-    return integers, bias / scale, threshold / scale
+def _neuron_scales(node: onnx.NodeProto, scales: np.ndarray, dims: tuple[int, ...], quantizer: str
+                   ) -> float | np.ndarray:
+    """The weight scale of each output neuron of dense ``node`` (output shape ``dims``) whose weight a quantizer
+    put on the grid ``scales`` (one per weight element): one float when all are equal, else [n_out] per-neuron
+    values (a Conv's per-output-channel scale repeated over its map, C,H,W order). Gemm's ``alpha`` scales them
+    with the weight; scales that vary along an input axis are refused."""
+    attrs = _attrs(node)
+    out_axis = 0 if node.op_type == "Conv" or node.op_type == "Gemm" and attrs.get("transB", 0) else 1
+    per_out = np.moveaxis(scales, out_axis, 0).reshape(scales.shape[out_axis], -1)
+    factor = attrs.get("alpha", 1.0) if node.op_type == "Gemm" else 1.0
+    if np.all(per_out == per_out.flat[0]):
+        return factor * float(per_out.flat[0])
+    if not np.all(per_out == per_out[:, :1]):
+        raise UnsupportedModelError(f"{quantizer}: the scales of the weight {node.input[1]!r} of {_describe(node)} "
+                                    f"(shape {list(scales.shape)}) vary along an input axis, not only along its "
+                                    f"output axis {out_axis}; only per-output-channel scales fold into per-neuron "
+                                    f"thresholds")
+    return factor * np.repeat(per_out[:, 0], int(np.prod(dims[2:])))
+
+
+def _integer_weights(weight: np.ndarray, bias: np.ndarray, threshold: float | np.ndarray,
+                     recurrent: np.ndarray | None, scale: float | np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, float | np.ndarray, np.ndarray | None]:
+    """Divide each neuron's weights, bias, threshold and recurrent weights (RLeaky's V: [n] one-to-one or a row of
+    [n, n] dense) by the weight quantizer's scale of that neuron (``scale``: one float or [n_out]): the weights
+    become its integers and every neuron's equations (linear in v, W, V, b, theta) are unchanged."""
+    rows = np.reshape(scale, (-1, 1)) if np.ndim(scale) else scale
+    integers = np.round(weight / rows)
+    if not np.allclose(weight / rows, integers, rtol=0, atol=1e-3):  # off the grid after a Cast: a float model
+        return weight, bias, threshold, recurrent
+    if recurrent is not None:
+        recurrent = recurrent / (rows if recurrent.ndim == 2 else scale)
+    return integers, bias / scale, threshold / scale, recurrent
 
 
 def _same(a: float | np.ndarray, b: float | np.ndarray) -> bool:

@@ -1,9 +1,10 @@
 """Evaluate weight quantizers on constant tensors: QONNX ``Quant``/``IntQuant`` and ONNX ``QuantizeLinear``/
 ``DequantizeLinear``.
 
-Each evaluation returns the op's output and the **grid** it lies on: a scale ``s`` such that the output divided
-by ``s`` is an integer tensor, or :data:`PER_CHANNEL` when the scale differs between channels, or None when the
-output is not on an integer grid (a non-integer zero point) or is itself integer (``QuantizeLinear``).
+Each evaluation returns the op's output and the **grid** it lies on: the scale broadcast to the output's shape
+(float64), so that the output divided by it element by element is an integer tensor (a per-tensor scale is a
+constant array, a per-channel one varies along its axis), or None when the output is not on an integer grid (a
+non-integer zero point) or is itself integer (``QuantizeLinear``).
 
 * ``Quant`` / ``IntQuant`` (domain ``qonnx.custom_op.general``, as Brevitas' ``export_qonnx`` writes, or the older
   ``onnx.brevitas`` / ``finn.custom_op.general``), inputs ``x, scale, zero_point, bitwidth``, attributes
@@ -27,9 +28,8 @@ from onnx import helper
 
 from ..errors import UnsupportedModelError
 
-__all__ = ["PER_CHANNEL", "QONNX_DOMAINS", "is_quantizer", "evaluate"]
+__all__ = ["QONNX_DOMAINS", "is_quantizer", "evaluate"]
 
-PER_CHANNEL = "per-channel"
 QONNX_DOMAINS = frozenset({"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general"})
 _QONNX_OPS = frozenset({"Quant", "IntQuant"})
 _QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -48,7 +48,8 @@ def is_quantizer(node: onnx.NodeProto) -> bool:
     return node.op_type in _QDQ_OPS and node.domain in ("", "ai.onnx")
 
 
-def evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], where: str) -> tuple[np.ndarray, object]:
+def evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], where: str
+             ) -> tuple[np.ndarray, np.ndarray | None]:
     """(output, grid) of quantizer ``node`` on constant ``inputs``; ``where`` names the node in errors."""
     attrs = {attr.name: helper.get_attribute_value(attr) for attr in node.attribute}
     if node.op_type in _QONNX_OPS:
@@ -61,15 +62,17 @@ def evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], where: str) 
     return _dequantize_linear(inputs, attrs, where)
 
 
-def _grid(scale: np.ndarray, zero_point: np.ndarray, where: str) -> object:
-    """The grid of ``(q - zero_point) * scale``: one scale, PER_CHANNEL, or None for a fractional zero point."""
-    scale = np.asarray(scale, dtype=np.float64)
+def _check_scale(scale: np.ndarray, where: str) -> None:
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise UnsupportedModelError(f"{where}: scale {scale.ravel()[:4].tolist()} must be finite and > 0")
+        raise UnsupportedModelError(f"{where}: scale {np.ravel(scale)[:4].tolist()} must be finite and > 0")
+
+
+def _grid(scale: np.ndarray, zero_point: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The grid of ``(q - zero_point) * scale`` of shape ``shape``: the scale broadcast to it, or None for a
+    fractional zero point."""
     if not np.all(np.asarray(zero_point) == np.round(zero_point)):
         return None
-    flat = scale.ravel()
-    return float(flat[0]) if np.all(flat == flat[0]) else PER_CHANNEL
+    return np.broadcast_to(np.asarray(scale, dtype=np.float64), shape).copy()
 
 
 def _quant(inputs, attrs: dict, where: str) -> tuple[np.ndarray, object]:
@@ -81,7 +84,7 @@ def _quant(inputs, attrs: dict, where: str) -> tuple[np.ndarray, object]:
     mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
     if mode not in _ROUNDING:
         raise UnsupportedModelError(f"{where}: rounding_mode {mode!r} is not one of {sorted(_ROUNDING)}")
-    grid = _grid(scale, zero_point, where)
+    _check_scale(scale, where)
     shifted = x / scale + zero_point
     if bits == 1 and signed:
         q = np.where(shifted >= 0, 1.0, -1.0)
@@ -89,7 +92,8 @@ def _quant(inputs, attrs: dict, where: str) -> tuple[np.ndarray, object]:
         low = -(1 << (bits - 1)) + int(narrow) if signed else 0
         high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - int(narrow)
         q = _ROUNDING[mode](np.clip(shifted, low, high))
-    return (q - zero_point) * scale, grid
+    values = (q - zero_point) * scale
+    return values, _grid(scale, zero_point, values.shape)
 
 
 def _per_axis(param: np.ndarray, like: np.ndarray, axis: int, where: str) -> np.ndarray:
@@ -122,7 +126,7 @@ def _quantize_linear(inputs, attrs: dict, where: str) -> np.ndarray:
     zero_point = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     dtype = _integer_type(zero_point, attrs, where)
     axis = attrs.get("axis", 1)
-    _grid(scale, 0, where)
+    _check_scale(scale, where)
     zp = 0 if zero_point is None else _per_axis(zero_point.astype(np.int64), x, axis, where)
     q = np.round(x / _per_axis(scale, x, axis, where)) + zp
     info = np.iinfo(dtype)
@@ -134,8 +138,9 @@ def _dequantize_linear(inputs, attrs: dict, where: str) -> tuple[np.ndarray, obj
     if x.dtype.kind not in "iu":
         raise UnsupportedModelError(f"{where}: dequantizes a {x.dtype.name} tensor, not integers")
     scale = np.asarray(inputs[1], dtype=np.float64)
+    _check_scale(scale, where)
     zero_point = inputs[2] if len(inputs) > 2 and inputs[2] is not None else np.zeros((), np.int64)
     axis = attrs.get("axis", 1)
-    values = (x.astype(np.int64) - _per_axis(np.asarray(zero_point, np.int64), x, axis, where)) \
-        * _per_axis(scale, x, axis, where)
-    return values, _grid(scale, 0, where)
+    scale = _per_axis(scale, x, axis, where)
+    values = (x.astype(np.int64) - _per_axis(np.asarray(zero_point, np.int64), x, axis, where)) * scale
+    return values, _grid(scale, 0, values.shape)
