@@ -182,6 +182,19 @@ def test_per_channel_parameters_spread_in_chw_order(tmp_path):
     assert layer.bias.tolist() == [bias[0]] * 36 + [bias[1] / 2] * 36
 
 
+def test_consecutive_linear_nodes_compose_by_matrix_products(tmp_path):
+    """Affine -> Flatten -> Linear -> LIF is one layer: weight W2 W1, bias W2 b1 (input scale 1)."""
+    rng = np.random.default_rng(4)
+    first = nir.Affine(weight=_ints(rng, -2, 2, (5, 4)), bias=_ints(rng, -2, 2, 5))
+    second = nir.Linear(weight=_ints(rng, -2, 2, (3, 5)))
+    named_nodes = [("fc1", first), ("flat", nir.Flatten(input_type={"input": np.array([5])})), ("fc2", second),
+                   ("lif", neuron("LIF", (3,)))]
+    (layer,) = load_model(write_chain(tmp_path / "model.nir", [4], named_nodes), nir_dt=DT).layers
+    assert layer.name == "fc2"
+    assert np.array_equal(layer.weight, second.weight @ first.weight)
+    assert np.array_equal(layer.bias, second.weight @ first.bias)
+
+
 def test_flat_input_takes_the_conv_input_shape(tmp_path):
     """An Input declaring 36 values feeding a Conv2d with input_shape (6, 6) is the 1x6x6 map."""
     input_shape, named_nodes = _case_pool(np.random.default_rng(2))
