@@ -118,10 +118,10 @@ def _neuron_step(node, name, current, membranes, fired, reset, dt):
 # --- graphs built with the nir package ----------------------------------------------------------------------
 
 def _case_pool(rng):
-    """Conv2d -> LIF (per-channel tau, r and threshold [C, 1, 1]) -> SumPool2d -> Flatten -> Affine -> LIF."""
+    """Conv2d -> LIF (every parameter per channel, [C, 1, 1]) -> SumPool2d -> Flatten -> Affine -> LIF."""
     return (1, 6, 6), [
         ("conv1", conv(rng, 2, 1, 3, (6, 6), padding=1)),
-        ("lif1", neuron("LIF", (2, 6, 6), tau=np.array([2.0 ** -10, 2.0 ** -11])[:, None, None],
+        ("lif1", neuron("LIF", (2, 1, 1), tau=np.array([2.0 ** -10, 2.0 ** -11])[:, None, None],
                         scale=np.array([1.0, 0.5])[:, None, None], threshold=np.array([1.0, 2.0])[:, None, None])),
         ("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))),
         ("flat", nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0)),
@@ -180,6 +180,17 @@ def test_per_channel_parameters_spread_in_chw_order(tmp_path):
     assert layer.beta.tolist() == [0.875] * 36 + [0.75] * 36 and layer.threshold.tolist() == [1.0] * 36 + [2.0] * 36
     bias = named_nodes[0][1].bias   # channel 1's input scale is 1/2
     assert layer.bias.tolist() == [bias[0]] * 36 + [bias[1] / 2] * 36
+
+
+def test_cubalif_over_a_map_takes_per_channel_time_constants(tmp_path):
+    """tau_syn [C, 1, 1] = 2^-11, 2^-12 at DT = 2^-13: alpha 3/4 on channel 0's 16 neurons, 1/2 on channel 1's."""
+    per_channel = lambda a, b: np.array([a, b], dtype=np.float64)[:, None, None]  # noqa: E731
+    cuba = nir.CubaLIF(tau_syn=per_channel(2.0 ** -11, 2.0 ** -12), tau_mem=per_channel(2.0 ** -10, 2.0 ** -10),
+                       r=per_channel(8.0, 8.0), w_in=per_channel(4.0, 2.0), v_leak=per_channel(0.0, 0.0),
+                       v_threshold=per_channel(1.0, 1.0), v_reset=per_channel(0.0, 0.0))
+    named_nodes = [("conv", conv(np.random.default_rng(6), 2, 1, 3, (6, 6))), ("cuba", cuba)]
+    (layer,) = load_model(write_chain(tmp_path / "model.nir", (1, 6, 6), named_nodes), nir_dt=DT).layers
+    assert layer.alpha.tolist() == [0.75] * 16 + [0.5] * 16 and layer.beta == 0.875
 
 
 def test_consecutive_linear_nodes_compose_by_matrix_products(tmp_path):
