@@ -176,11 +176,9 @@ def test_tau_shorter_than_dt(tmp_path):
 
 @pytest.mark.parametrize("culprit, expected", [
     (nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3)), "'bad' (LI): this node type"),
-    (nir.Flatten(input_type={"input": np.array([3])}, start_dim=0, end_dim=-1), "'bad' (Flatten)"),
-    (nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-     "'bad' (SumPool2d)"),
-    (nir.Conv2d(input_shape=np.array([2, 2]), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0, dilation=1, groups=1,
-                bias=np.zeros(1)), "'bad' (Conv2d)"),
+    (nir.Scale(scale=np.full(3, 2.0)), "'bad' (Scale): this node type"),
+    (nir.Conv1d(input_shape=3, weight=np.ones((1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
+                bias=np.zeros(1)), "'bad' (Conv1d): this node type"),
     (nir.NIRGraph(nodes={"i": nir.Input(input_type={"input": np.array([3])}),
                          "o": nir.Output(output_type={"output": np.array([3])})}, edges=[("i", "o")],
                   type_check=False), "'bad' (NIRGraph): a subgraph"),
@@ -214,9 +212,14 @@ def test_stray_node_named(tmp_path):
 
 
 @pytest.mark.parametrize("nodes, expected", [
-    ((("fc", affine(3, 4)), ("fc2", affine(3, 3))), "'fc2' (Affine) follows NIR node 'fc' (Affine) where a LIF"),
     ((("lif", lif(4)),), "'lif' (LIF) follows NIR node 'input' (Input) where an Affine"),
+    ((("flat", nir.Flatten(input_type={"input": np.array([4])})), ("lif", lif(4))),
+     "'lif' (LIF) follows NIR node 'flat' (Flatten) where"),
+    ((("fc", affine(3, 4)), ("lif", lif(3)), ("lif2", lif(3))), "'lif2' (LIF) follows NIR node 'lif' (LIF) where"),
     ((("fc", affine(3, 4)),), "'fc' (Affine) is not followed by a LIF, CubaLIF or IF"),
+    ((("fc", affine(3, 4)), ("lif", lif(3)), ("fc2", affine(2, 3)),
+      ("flat", nir.Flatten(input_type={"input": np.array([2])}))),
+     "'fc2' (Affine) is not followed by a LIF"),
     ((), "no layers between Input"),
 ])
 def test_wrong_order_named(tmp_path, nodes, expected):
@@ -238,7 +241,7 @@ def test_unsupported_parameters_named(tmp_path, neuron, expected):
 def test_input_shape_must_match(tmp_path):
     nodes, edges = chain(("fc", affine(3, 4)), ("lif", lif(3)), n_in=5)
     assert_import_fails(UnsupportedModelError, write_graph(tmp_path / "model.nir", nodes, edges),
-                        "'input' (Input) has shape 5,", "takes 4 inputs")
+                        "'input' (Input) gives a flat vector of 5 values, but NIR node 'fc' (Affine) takes 4 inputs")
 
 
 # --- unreadable files ---------------------------------------------------------------------------------------

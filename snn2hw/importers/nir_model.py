@@ -1,9 +1,13 @@
-"""Import a NIR graph (``nir.read``, the Neuromorphic Intermediate Representation) of dense LIF layers.
+"""Import a NIR graph (``nir.read``, the Neuromorphic Intermediate Representation) of LIF layers.
 
-Accepted: a chain ``Input -> (Affine | Linear -> LIF | CubaLIF | IF)+ -> Output``, nodes named freely and edges listed in any
-order (snnTorch's ``export_to_nir`` lists them unordered). A layer is named after its Affine/Linear node (``fc1``;
-``0`` becomes ``layer0``). Every other node type, a cycle (recurrent connection), a branch or a node off the chain
-is refused naming the node.
+Accepted: a chain ``Input -> (linear+ -> LIF | CubaLIF | IF)+ -> Flatten* -> Output`` where the linear nodes are
+``Affine``, ``Linear``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d`` and ``Flatten`` (at least one not a Flatten),
+nodes named freely and edges listed in any order (snnTorch's ``export_to_nir`` lists them unordered). The linear
+nodes before a neuron compose into the layer's one dense matrix (:mod:`.nir_spatial`); a neuron over a (C, H, W)
+map is C*H*W neurons in C,H,W order, its parameters given per neuron ([C, H, W]), per channel ([C, 1, 1]) or as
+one value. The shape of the Input node (or a first Conv2d's ``input_shape``) gives the first map. A layer is named
+after its last Affine/Linear/Conv2d node (else its last pooling node; ``fc1``; ``0`` becomes ``layer0``). Every
+other node type, a cycle (recurrent connection), a branch or a node off the chain is refused naming the node.
 
 NIR neurons are continuous-time; they are discretized by forward Euler at the time step ``dt``::
 
@@ -55,14 +59,17 @@ import nir
 from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import DEFAULT_NIR_DT, check_model_file, layer_name, one_line
+from .nir_spatial import LINEAR_NODES, WEIGHTED_NODES, Signal, compose, floats, input_signal
+from .spatial import FeatureShape, spread_over
 
 __all__ = ["load_nir", "NIR_RESETS", "READ_TIMEOUT_S"]
 
 NIR_RESETS = (Reset.ZERO, Reset.SUBTRACT)
-_SHAPE = "snn2hw maps NIR chains Input -> (Affine|Linear -> LIF|CubaLIF|IF)+ -> Output"
-_DENSE = (nir.Affine, nir.Linear)
+_SHAPE = ("snn2hw maps NIR chains Input -> ((Affine|Linear|Conv2d|SumPool2d|AvgPool2d|Flatten)+ -> "
+          "LIF|CubaLIF|IF)+ -> Flatten* -> Output")
 _NEURONS = (nir.LIF, nir.CubaLIF, nir.IF)
-_SUPPORTED = (nir.Input, nir.Output) + _DENSE + _NEURONS
+_NAMING = (nir.Affine, nir.Linear, nir.Conv2d)   # a layer is named after the last of these in its group
+_SUPPORTED = (nir.Input, nir.Output) + LINEAR_NODES + _NEURONS
 READ_TIMEOUT_S = 5.0  # a valid file reads in milliseconds; libhdf5 can loop forever on a corrupted one
 
 
@@ -76,10 +83,15 @@ def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_NIR_DT, reset: Rese
                                     f"{' or '.join(mode.value for mode in NIR_RESETS)}")
     graph = _read(path)
     names = _chain(graph)
-    _check_input(graph, names)
+    groups = _groups(graph, names)
+    declared = (graph.nodes[names[0]].input_type or {}).get("input")
+    dims = floats([] if declared is None else declared, f"the shape of {_describe(graph, names[0])}").ravel()
+    signal = input_signal(_describe(graph, names[0]), dims, (_describe(graph, names[1]), graph.nodes[names[1]]))
     taken: set[str] = set()
-    layers = [_layer(graph, dense, neuron, index, dt, reset, taken)
-              for index, (dense, neuron) in enumerate(zip(names[1:-1:2], names[2:-1:2]), start=1)]
+    layers = []
+    for index, (linear, neuron) in enumerate(groups, start=1):
+        layer, signal = _layer(graph, linear, neuron, index, dt, reset, taken, signal)
+        layers.append(layer)
     return SourceNetwork(tuple(layers), origin=str(path))
 
 
@@ -146,14 +158,6 @@ def _read_in_child(path: Path) -> tuple[str, object]:
     return pickle.loads(b"".join(chunks))
 
 
-def _floats(values, what: str) -> np.ndarray:
-    """``values`` as a float64 array; a parameter that is no numeric array is a malformed file."""
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{what} is not a numeric array: {one_line(exc)} (malformed NIR file)") from None
-
-
 def _kind(node) -> str:
     return type(node).__name__
 
@@ -202,7 +206,6 @@ def _chain(graph: nir.NIRGraph) -> list[str]:
     if stray:
         raise UnsupportedModelError(f"{_describe(graph, stray[0])} is not on the chain from Input {inputs[0]!r} to "
                                     f"Output {chain[-1]!r}; {_SHAPE}")
-    _check_kinds(graph, chain)
     return chain
 
 
@@ -226,40 +229,44 @@ def _reject_cycles(graph: nir.NIRGraph, successors: dict[str, list[str]]) -> Non
                 stack.append((nxt, iter(successors[nxt])))
 
 
-def _check_kinds(graph: nir.NIRGraph, chain: list[str]) -> None:
-    """Between Input and Output, the nodes must alternate Affine/Linear and LIF/IF, in pairs."""
+def _groups(graph: nir.NIRGraph, chain: list[str]) -> list[tuple[list[str], str]]:
+    """The layers of the chain: (the linear nodes, the neuron node after them); between Input and Output the
+    chain must be such groups, each with a weighted node (not only Flatten), then only Flattens (the identity)."""
     inner = chain[1:-1]
     if not inner:
         raise UnsupportedModelError(f"the NIR graph has no layers between Input {chain[0]!r} and Output "
                                     f"{chain[-1]!r}; {_SHAPE}")
+    groups, linear = [], []
     for position, name in enumerate(inner):
-        expected, what = (_DENSE, "an Affine or Linear") if position % 2 == 0 else (_NEURONS, "a LIF, CubaLIF or IF")
-        if not isinstance(graph.nodes[name], expected):
-            previous = chain[position]
-            raise UnsupportedModelError(f"{_describe(graph, name)} follows {_describe(graph, previous)} where "
-                                        f"{what} was expected; {_SHAPE}")
-    if len(inner) % 2:
-        raise UnsupportedModelError(f"{_describe(graph, inner[-1])} is not followed by a LIF, CubaLIF or IF before Output "
-                                    f"{chain[-1]!r}; {_SHAPE}")
-
-
-def _check_input(graph: nir.NIRGraph, chain: list[str]) -> None:
-    shape = _floats((graph.nodes[chain[0]].input_type or {}).get("input", []),
-                    f"the shape of {_describe(graph, chain[0])}").ravel()
-    n_in = _floats(graph.nodes[chain[1]].weight, f"the weight of {_describe(graph, chain[1])}").shape[-1]
-    if shape.size and np.prod(shape) != n_in:
-        raise UnsupportedModelError(f"{_describe(graph, chain[0])} has shape {'x'.join(f'{v:g}' for v in shape)}, but "
-                                    f"{_describe(graph, chain[1])} takes {n_in} inputs")
+        node = graph.nodes[name]
+        if isinstance(node, LINEAR_NODES):
+            linear.append(name)
+            continue
+        if not any(isinstance(graph.nodes[other], WEIGHTED_NODES) for other in linear):
+            raise UnsupportedModelError(f"{_describe(graph, name)} follows {_describe(graph, chain[position])} "
+                                        f"where an Affine, Linear, Conv2d, SumPool2d or AvgPool2d was expected; "
+                                        f"{_SHAPE}")
+        groups.append((linear, name))
+        linear = []
+    weighted = [name for name in linear if isinstance(graph.nodes[name], WEIGHTED_NODES)]
+    if weighted:
+        raise UnsupportedModelError(f"{_describe(graph, weighted[-1])} is not followed by a LIF, CubaLIF or IF "
+                                    f"before Output {chain[-1]!r}; {_SHAPE}")
+    return groups
 
 
 # --- one layer ----------------------------------------------------------------------------------------------
 
-def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, reset: Reset,
-           taken: set[str]) -> SourceLayer:
-    name = layer_name(dense, index, taken)
-    weight, bias = _dense(graph, dense)
+def _layer(graph: nir.NIRGraph, linear: list[str], neuron: str, index: int, dt: float, reset: Reset,
+           taken: set[str], signal: Signal) -> tuple[SourceLayer, Signal]:
+    """The layer of the ``linear`` nodes composed (:func:`.nir_spatial.compose`) and the ``neuron`` node after
+    them, reading ``signal``; and the signal of its spikes."""
+    naming = [name for name in linear if isinstance(graph.nodes[name], _NAMING)]
+    name = layer_name((naming or [name for name in linear if isinstance(graph.nodes[name], WEIGHTED_NODES)])[-1],
+                      index, taken)
+    weight, bias, signal = compose([(_describe(graph, node), graph.nodes[node]) for node in linear], signal)
     node = graph.nodes[neuron]
-    params = _Params(graph, neuron, weight.shape[0], name)
+    params = _Params(graph, neuron, weight.shape[0], signal.shape)
     for field in ("v_leak", "v_reset"):
         if hasattr(node, field) and np.any(params.array(field) != 0):
             raise UnsupportedModelError(f"{_describe(graph, neuron)}: {field} {params.summary(field)} is not 0 "
@@ -273,30 +280,18 @@ def _layer(graph: nir.NIRGraph, dense: str, neuron: str, index: int, dt: float, 
         scale = scale * syn_scale
     else:
         beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
-    return SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
-                       threshold=params.array("v_threshold"), reset=reset, alpha=alpha)
-
-
-def _dense(graph: nir.NIRGraph, name: str) -> tuple[np.ndarray, np.ndarray]:
-    node = graph.nodes[name]
-    weight = _floats(node.weight, f"the weight of {_describe(graph, name)}")
-    if weight.ndim != 2 or 0 in weight.shape:
-        raise UnsupportedModelError(f"{_describe(graph, name)}: weight has shape {list(weight.shape)}, expected a "
-                                    f"non-empty [outputs, inputs] matrix")
-    if isinstance(node, nir.Linear):
-        return weight, np.zeros(weight.shape[0])
-    bias = _floats(node.bias, f"the bias of {_describe(graph, name)}")
-    if bias.size != weight.shape[0]:
-        raise UnsupportedModelError(f"{_describe(graph, name)}: bias has shape {list(bias.shape)} for "
-                                    f"{weight.shape[0]} outputs")
-    return weight, bias.reshape(-1)
+    layer = SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
+                        threshold=params.array("v_threshold"), reset=reset, alpha=alpha)
+    return layer, Signal(signal.size, signal.shape, _describe(graph, neuron))
 
 
 class _Params:
-    """The parameter arrays of one neuron node, broadcast to its ``n`` neurons, with the node's precision."""
+    """The parameter arrays of one neuron node, broadcast to its ``n`` neurons, with the node's precision; the
+    neurons of a feature map ``shape`` (else None) take a parameter broadcasting to (C, H, W), e.g. one value per
+    channel [C, 1, 1], in C,H,W order."""
 
-    def __init__(self, graph: nir.NIRGraph, name: str, n: int, layer: str):
-        self.node, self.name, self.n, self.layer = graph.nodes[name], name, n, layer
+    def __init__(self, graph: nir.NIRGraph, name: str, n: int, shape: FeatureShape | None):
+        self.node, self.n, self.shape = graph.nodes[name], n, shape
         self.describe = _describe(graph, name)
 
     def dtype(self, field: str) -> np.dtype:
@@ -305,7 +300,8 @@ class _Params:
         return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
     def array(self, field: str) -> np.ndarray:
-        values = _floats(getattr(self.node, field), f"{field} of {self.describe}").reshape(-1)
+        values = floats(getattr(self.node, field), f"{field} of {self.describe}")
+        values = np.asarray(spread_over(values, self.shape)).reshape(-1)
         if values.size not in (1, self.n):
             raise UnsupportedModelError(f"{self.describe}: {field} has {values.size} values for the {self.n} "
                                         f"outputs of the layer before it")
