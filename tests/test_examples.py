@@ -201,7 +201,7 @@ def test_shipped_recurrent_model_keeps_its_accuracy_at_8_bits(recurrent_example,
     assert hidden.recurrent.shape == (example.HIDDEN, example.HIDDEN) and output.recurrent is None
     float_accuracy = example.accuracy(example.model_outputs(example.load(), spikes), labels)
     golden_accuracy = example.accuracy(golden.run(design.network, spikes).output, labels)
-    assert float_accuracy >= 0.70 and golden_accuracy >= float_accuracy - 0.05
+    assert float_accuracy >= 0.80 and golden_accuracy >= float_accuracy - 0.03
 
 
 def test_short_recurrent_training_runs_through_export_compile_and_rtl(recurrent_example, tmp_path):

@@ -131,7 +131,7 @@ class TrainResult:
     step: Step
 
 
-def train(model: Path = MODEL, epochs: int = 15, train_samples: int | None = None, hidden: int = HIDDEN,
+def train(model: Path = MODEL, epochs: int = 30, train_samples: int | None = None, hidden: int = HIDDEN,
           seed: int = SEED) -> TrainResult:
     """Adam (cosine schedule) on the cross-entropy of output spike counts; export to ``model``."""
     start = time.perf_counter()
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train_ = commands.add_parser("train", help=f"train; write {MODEL.name}")
-    train_.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
+    train_.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
     for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
                        ("all", f"compile {MODEL.name} for ice40 into OUTDIR, evaluate")):
         command = commands.add_parser(name, help=text)
