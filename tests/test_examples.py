@@ -1,7 +1,7 @@
 """The examples run as tests, at reduced size: the shipped digits model through golden model and Verilator, the
 float digits model's fidelity at 8-bit weights, a short digits training run through export and exact
-compilation, the quickstart model, and the state_dict, NIR and conv examples (each: its shipped model in the
-golden model; a short training run through compile (verify) and RTL)."""
+compilation, the quickstart model, and the state_dict, NIR, conv and recurrent examples (each: its shipped model
+in the golden model; a short training run through compile (verify) and RTL)."""
 
 import importlib.util
 import json
@@ -182,4 +182,35 @@ def test_short_conv_training_runs_through_export_compile_and_rtl(conv_example, t
     print("\n".join(evaluation.lines()))
     assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
     assert evaluation.golden_accuracy > 0.3   # well above chance (0.1): the compiled network spikes and separates
+    assert evaluation.float_accuracy == result.accuracy  # the network read back from the file is the trained one
+
+
+@pytest.fixture(scope="module")
+def recurrent_example():
+    return _load_example(EXAMPLES / "recurrent" / "recurrent_digits.py")
+
+
+def test_shipped_recurrent_model_keeps_its_accuracy_at_8_bits(recurrent_example, tmp_path):
+    example = recurrent_example
+    example.compile_design(tmp_path / "out")
+    spikes, labels = example.test_split()
+    assert spikes.shape == (360, example.TIMESTEPS, 8) and spikes[:, -example.READOUT_STEPS:].sum() == 0
+    design = CompiledDesign.load(tmp_path / "out")
+    hidden, output = design.network.layers
+    assert (hidden.n_out, output.n_out) == (example.HIDDEN, 10)
+    assert hidden.recurrent.shape == (example.HIDDEN, example.HIDDEN) and output.recurrent is None
+    float_accuracy = example.accuracy(example.model_outputs(example.load(), spikes), labels)
+    golden_accuracy = example.accuracy(golden.run(design.network, spikes).output, labels)
+    assert float_accuracy >= 0.80 and golden_accuracy >= float_accuracy - 0.03
+
+
+def test_short_recurrent_training_runs_through_export_compile_and_rtl(recurrent_example, tmp_path):
+    example = recurrent_example
+    result = example.train(model=tmp_path / "model.onnx", epochs=2, train_samples=256, hidden=16)
+    example.compile_design(tmp_path / "out", tmp_path / "model.onnx")
+    assert CompiledDesign.load(tmp_path / "out").network.layers[0].recurrent.shape == (16, 16)
+    evaluation = example.evaluate(tmp_path / "out", tmp_path / "model.onnx", rtl_samples=8)
+    print("\n".join(evaluation.lines()))
+    assert evaluation.rtl_samples == 8 and evaluation.rtl_identical
+    assert evaluation.golden_accuracy > 0.15  # above chance (0.1, +3 sigma on 360 samples): it spikes and separates
     assert evaluation.float_accuracy == result.accuracy  # the network read back from the file is the trained one
