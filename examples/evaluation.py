@@ -4,8 +4,10 @@ spike. Shared by the examples (each puts ``examples/`` on ``sys.path``)."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -57,3 +59,31 @@ def evaluate_design(outdir: Path, spikes: np.ndarray, labels: np.ndarray, float_
                       rtl_accuracy=accuracy(rtl.outputs, labels[:rtl_samples]),
                       rtl_identical=bool(np.array_equal(rtl.outputs, golden_out[:rtl_samples])),
                       rtl_cycles=float(np.mean(rtl.cycles)), compiled=compiled)
+
+
+def example_main(description: str, model: Path, epochs: int, train: Callable, compile_design: Callable,
+                 evaluate: Callable, argv=None) -> int:
+    """The command line of a trained example: ``train [--epochs N]`` (``train(epochs=N)`` returns an object with
+    ``accuracy`` and ``seconds`` and writes ``model``), ``evaluate OUTDIR`` and ``all OUTDIR`` (compile, then
+    evaluate); exit status 1 unless RTL and golden model agree."""
+    parser = argparse.ArgumentParser(description=description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_ = commands.add_parser("train", help=f"train; write {model.name}")
+    train_.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
+    for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
+                       ("all", f"compile {model.name} for ice40 into OUTDIR, evaluate")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("outdir", type=Path)
+        command.add_argument("--rtl-samples", type=int, default=32,
+                             help="test samples simulated in RTL (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        result = train(epochs=args.epochs)
+        print(f"float model accuracy: {100 * result.accuracy:.1f} % (test split); trained in {result.seconds:.1f} s; "
+              f"wrote {model}")
+        return 0
+    if args.command == "all":
+        compile_design(args.outdir)
+    evaluation = evaluate(args.outdir, rtl_samples=args.rtl_samples)
+    print("\n".join(evaluation.lines()))
+    return 0 if evaluation.rtl_identical else 1

@@ -14,7 +14,6 @@ neurons, so the compiled network is 64 -> 256 -> 64 -> 10 neurons in 3 layers.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import subprocess
@@ -35,7 +34,7 @@ from torch import nn
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "digits"))  # data and rate code of examples/digits
 from digits import accuracy, load_digits_split, rate_code  # noqa: E402
-from evaluation import Evaluation, evaluate_design  # noqa: E402
+from evaluation import Evaluation, evaluate_design, example_main  # noqa: E402
 
 
 HERE = Path(__file__).resolve().parent
@@ -150,27 +149,7 @@ def evaluate(outdir: Path, model: Path = MODEL, samples: int | None = None, rtl_
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train_ = commands.add_parser("train", help=f"train; write {MODEL.name}")
-    train_.add_argument("--epochs", type=int, default=12, help="training epochs (default: %(default)s)")
-    for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
-                       ("all", f"compile {MODEL.name} for ice40 into OUTDIR, evaluate")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("outdir", type=Path)
-        command.add_argument("--rtl-samples", type=int, default=32,
-                             help="test samples simulated in RTL (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        result = train(epochs=args.epochs)
-        print(f"float model accuracy: {100 * result.accuracy:.1f} % (test split); trained in {result.seconds:.1f} s; "
-              f"wrote {MODEL}")
-        return 0
-    if args.command == "all":
-        compile_design(args.outdir)
-    evaluation = evaluate(args.outdir, rtl_samples=args.rtl_samples)
-    print("\n".join(evaluation.lines()))
-    return 0 if evaluation.rtl_identical else 1
+    return example_main(__doc__.splitlines()[0], MODEL, 12, train, compile_design, evaluate, argv)
 
 
 if __name__ == "__main__":

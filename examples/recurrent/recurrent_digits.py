@@ -16,7 +16,6 @@ subtract reset) is trained in floating point with snnTorch on scikit-learn's dig
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import subprocess
@@ -38,10 +37,8 @@ from torch import nn
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "digits"))  # data split and readout of examples/digits
 from digits import accuracy, load_digits_split  # noqa: E402
+from evaluation import Evaluation, evaluate_design, example_main  # noqa: E402
 
-from snn2hw import golden  # noqa: E402
-from snn2hw.backends.design import CompiledDesign  # noqa: E402
-from snn2hw.verify.simulate import simulate_design  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "model.onnx"
@@ -166,58 +163,14 @@ def compile_design(outdir: Path, model: Path = MODEL) -> None:
                         "--fidelity-input", str(stimuli), "--force"], check=True)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Test-split accuracies of the float network, the golden model and the RTL (on the first rtl_samples)."""
-
-    samples: int
-    float_accuracy: float
-    golden_accuracy: float
-    rtl_samples: int
-    rtl_accuracy: float
-    rtl_identical: bool  # RTL output spikes == golden model output spikes on the RTL subset
-
-    def lines(self) -> list[str]:
-        return [f"float model accuracy (snnTorch): {100 * self.float_accuracy:.1f} % ({self.samples} test samples)",
-                f"golden model accuracy ({WEIGHT_BITS}-bit weights): {100 * self.golden_accuracy:.1f} % "
-                f"({self.samples} test samples)",
-                f"RTL accuracy on {self.rtl_samples} samples: {100 * self.rtl_accuracy:.1f} % "
-                f"(identical to golden: {'yes' if self.rtl_identical else 'NO'})"]
-
-
 def evaluate(outdir: Path, model: Path = MODEL, samples: int | None = None, rtl_samples: int = 32) -> Evaluation:
     spikes, labels = test_split(samples)
-    design = CompiledDesign.load(outdir)
-    golden_out = golden.run(design.network, spikes).output
-    rtl = simulate_design(design, spikes[:rtl_samples], engine="rtl").outputs
-    return Evaluation(samples=len(labels), float_accuracy=accuracy(model_outputs(load(model), spikes), labels),
-                      golden_accuracy=accuracy(golden_out, labels), rtl_samples=len(rtl),
-                      rtl_accuracy=accuracy(rtl, labels[:rtl_samples]),
-                      rtl_identical=bool(np.array_equal(rtl, golden_out[:rtl_samples])))
+    return evaluate_design(outdir, spikes, labels, model_outputs(load(model), spikes), rtl_samples,
+                           f"{WEIGHT_BITS}-bit weights")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train_ = commands.add_parser("train", help=f"train; write {MODEL.name}")
-    train_.add_argument("--epochs", type=int, default=30, help="training epochs (default: %(default)s)")
-    for name, text in (("evaluate", "print float, golden and RTL accuracy of a compiled design"),
-                       ("all", f"compile {MODEL.name} for ice40 into OUTDIR, evaluate")):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("outdir", type=Path)
-        command.add_argument("--rtl-samples", type=int, default=32,
-                             help="test samples simulated in RTL (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        result = train(epochs=args.epochs)
-        print(f"float model accuracy: {100 * result.accuracy:.1f} % (test split); trained in {result.seconds:.1f} s; "
-              f"wrote {MODEL}")
-        return 0
-    if args.command == "all":
-        compile_design(args.outdir)
-    evaluation = evaluate(args.outdir, rtl_samples=args.rtl_samples)
-    print("\n".join(evaluation.lines()))
-    return 0 if evaluation.rtl_identical else 1
+    return example_main(__doc__.splitlines()[0], MODEL, 30, train, compile_design, evaluate, argv)
 
 
 if __name__ == "__main__":
