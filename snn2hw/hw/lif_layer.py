@@ -80,14 +80,14 @@ class DenseLIFLayer(wiring.Component):
         whole_clear, dense_recurrent = layer.clears_whole_membrane, layer.recurrence == "dense"
 
         weights = WeightMemory(layer, mp, self.spram_primitive)
-        membrane, mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=True)
+        mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=True)
         read_ports = [mem_rd]    # the words the fire pass reads for a group, all at the same address
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(
                 shape=data.ArrayLayout(signed(mp.bias_bits), lanes), depth=groups, init=mp.bias_words_init(layer))
             read_ports.append(bias_rd := bias.read_port())
         if mp.synaptic:
-            _, pot_wr, pot_rd = self._state_memory(m, "potential", mp.potential_bits(self.state_bits,
+            pot_wr, pot_rd = self._state_memory(m, "potential", mp.potential_bits(self.state_bits,
                                                                                       layer.threshold))
             read_ports.append(pot_rd)
         a_width = max(width, mp.bias_bits) + 1
@@ -295,13 +295,13 @@ class DenseLIFLayer(wiring.Component):
                     next_mask()
 
     def _state_memory(self, m: Module, name: str, width: int, transparent: bool = False):
-        """A per-neuron state memory (``groups`` words of ``lanes`` signed ``width``-bit values) and its write
-        and read ports; a ``transparent`` read of the word being written sees the new value."""
+        """The write and read ports of a new per-neuron state memory (``groups`` words of ``lanes`` signed
+        ``width``-bit values); a ``transparent`` read of the word being written sees the new value."""
         mem = memory.Memory(shape=data.ArrayLayout(signed(width), self.mapping.lanes), depth=self.mapping.groups,
                             init=[])
         m.submodules[name] = mem
         write = mem.write_port()
-        return mem, write, mem.read_port(transparent_for=(write,) if transparent else ())
+        return write, mem.read_port(transparent_for=(write,) if transparent else ())
 
     def _rom(self, m: Module, name: str, shape, values: list[int]):
         """A read port of a ROM of per-neuron ``values`` (``shape``: unsigned bits or a signed shape), one
