@@ -11,7 +11,9 @@ module snn_sim_clocked #(
     parameter int SAMPLE_DEPTH = 16,
     parameter int IMAGE_DEPTH = 16,
     parameter int IMAGE_WIDTH = 16,
-    parameter int CYCLE_BITS = 32
+    parameter int CYCLE_BITS = 32,
+    parameter int MEM_WIDTH = 16,
+    parameter int MEM_DEPTH = 1024
 ) (
     output logic finished /*verilator public_flat_rd*/
 );
@@ -20,6 +22,7 @@ module snn_sim_clocked #(
 
     snn_sim_top #(
         .IN_WIDTH(IN_WIDTH), .OUT_WIDTH(OUT_WIDTH), .IN_DEPTH(IN_DEPTH), .OUT_DEPTH(OUT_DEPTH),
-        .SAMPLE_DEPTH(SAMPLE_DEPTH), .IMAGE_DEPTH(IMAGE_DEPTH), .IMAGE_WIDTH(IMAGE_WIDTH), .CYCLE_BITS(CYCLE_BITS)
+        .SAMPLE_DEPTH(SAMPLE_DEPTH), .IMAGE_DEPTH(IMAGE_DEPTH), .IMAGE_WIDTH(IMAGE_WIDTH), .CYCLE_BITS(CYCLE_BITS),
+        .MEM_WIDTH(MEM_WIDTH), .MEM_DEPTH(MEM_DEPTH)
     ) top (.clk(clk), .finished(finished));
 endmodule

@@ -8,7 +8,8 @@
 // with N > 0 weight words +image=FILE (hex, one a line) +image_words=N; +vcd=FILE dumps a waveform (needs
 // a --trace build).
 // Results file (decimal): "completed timed_out loaded out_count", then the cycle counts of the completed
-// samples, then the out_count output beats, one number a line.
+// samples, then the out_count output beats, one number a line. With +membranes=FILE the membrane readout's
+// beats go to FILE: their count (decimal), then the beats (hex), one a line.
 
 module snn_sim_top #(
     parameter int IN_WIDTH = 8,
@@ -18,18 +19,22 @@ module snn_sim_top #(
     parameter int SAMPLE_DEPTH = 16,
     parameter int IMAGE_DEPTH = 16,
     parameter int IMAGE_WIDTH = 16,
-    parameter int CYCLE_BITS = 32
+    parameter int CYCLE_BITS = 32,
+    parameter int MEM_WIDTH = 16,
+    parameter int MEM_DEPTH = 1024
 ) (
     input logic clk,
     output logic finished = 0  // results file written: the driver stops the clock
 );
     localparam int IN_ADDR = $clog2(IN_DEPTH), OUT_ADDR = $clog2(OUT_DEPTH);
     localparam int SAMPLE_ADDR = $clog2(SAMPLE_DEPTH), IMAGE_ADDR = $clog2(IMAGE_DEPTH);
+    localparam int MEM_ADDR = $clog2(MEM_DEPTH);
 
     logic [IN_WIDTH-1:0] in_beats [IN_DEPTH];
     logic [IMAGE_WIDTH-1:0] weight_image [IMAGE_DEPTH];
     logic [OUT_WIDTH-1:0] out_beats [OUT_DEPTH];
     logic [CYCLE_BITS-1:0] sample_cycles [SAMPLE_DEPTH];
+    logic [MEM_WIDTH-1:0] membrane_beats [MEM_DEPTH];
 
     logic rst = 1, go = 0;
     logic [1:0] step = 0;  // 0, 1: in reset; 2: go; 3: running
@@ -37,7 +42,10 @@ module snn_sim_top #(
     logic [$clog2(IMAGE_DEPTH + 1)-1:0] image_words = 0;
     logic [CYCLE_BITS-1:0] max_cycles = 0, cycles_data;
     logic [$clog2(OUT_DEPTH + 1)-1:0] out_count;
-    logic harness_finished, timed_out, loaded, out_en, cycles_en;
+    logic [$clog2(MEM_DEPTH + 1)-1:0] mem_count;
+    logic harness_finished, timed_out, loaded, out_en, cycles_en, mem_en;
+    logic [MEM_ADDR-1:0] mem_addr;
+    logic [MEM_WIDTH-1:0] mem_data;
     logic [IN_ADDR-1:0] in_addr;
     logic [IMAGE_ADDR-1:0] image_addr;
     logic [OUT_ADDR-1:0] out_addr;
@@ -49,10 +57,11 @@ module snn_sim_top #(
         .finished(harness_finished), .timed_out(timed_out), .completed(completed), .out_count(out_count),
         .loaded(loaded), .in_addr(in_addr), .in_data(in_beats[in_addr]), .image_addr(image_addr),
         .image_data(weight_image[image_addr]), .out_en(out_en), .out_addr(out_addr), .out_data(out_data),
-        .cycles_en(cycles_en), .cycles_addr(cycles_addr), .cycles_data(cycles_data)
+        .cycles_en(cycles_en), .cycles_addr(cycles_addr), .cycles_data(cycles_data), .mem_count(mem_count),
+        .mem_en(mem_en), .mem_addr(mem_addr), .mem_data(mem_data)
     );
 
-    string in_file, image_file, results_file, vcd_file;
+    string in_file, image_file, results_file, vcd_file, membranes_file;
     int words, fd;
 
     initial begin
@@ -74,6 +83,7 @@ module snn_sim_top #(
     always @(posedge clk) begin
         if (out_en) out_beats[out_addr] <= out_data;
         if (cycles_en) sample_cycles[cycles_addr] <= cycles_data;
+        if (mem_en) membrane_beats[mem_addr] <= mem_data;
     end
 
     always @(posedge clk) begin
@@ -87,6 +97,13 @@ module snn_sim_top #(
             for (int i = 0; i < int'(completed); i++) $fwrite(fd, "%0d\n", sample_cycles[i]);
             for (int i = 0; i < int'(out_count); i++) $fwrite(fd, "%0d\n", out_beats[i]);
             $fclose(fd);
+            if ($value$plusargs("membranes=%s", membranes_file)) begin
+                fd = $fopen(membranes_file, "w");
+                if (fd == 0) $fatal(1, "cannot write %s", membranes_file);
+                $fwrite(fd, "%0d\n", mem_count);
+                for (int i = 0; i < int'(mem_count); i++) $fwrite(fd, "%h\n", membrane_beats[i]);
+                $fclose(fd);
+            end
             finished <= 1;
         end
     end

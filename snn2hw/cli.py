@@ -98,6 +98,8 @@ def _cmd_simulate(args) -> int:
         display.step(f"simulate: {args.engine} engine")
         result = simulate_design(design, inputs, engine=args.engine)
     _save_atomically(Path(args.output), lambda path: np.save(path, result.outputs))
+    if args.membrane:
+        _save_atomically(Path(args.membrane), lambda path: np.save(path, result.membranes))
     stats = {"engine": result.engine, "samples": len(result.cycles), "cycles_per_inference": result.cycles,
              "cycles_source": "simulation" if result.engine == "rtl" else "model",
              "mean_cycles_per_inference": float(np.mean(result.cycles))}
@@ -105,7 +107,8 @@ def _cmd_simulate(args) -> int:
         _save_atomically(Path(args.stats), lambda path: path.write_text(json.dumps(stats, indent=2) + "\n"))
     _finish(args, [f"simulated {len(result.cycles)} samples with the {result.engine} engine: "
                    f"{int(result.outputs.sum())} output spikes, mean {np.mean(result.cycles):.1f} cycles per "
-                   f"inference"], {**stats, "output": args.output, "output_spikes": int(result.outputs.sum())})
+                   f"inference"], {**stats, "output": args.output, "output_spikes": int(result.outputs.sum()),
+                                   "membrane": args.membrane})
     return 0
 
 
@@ -328,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--engine", choices=("rtl", "golden"), default="rtl",
                           help="rtl: the Verilog in OUTDIR under Verilator; golden: the integer golden model")
     simulate.add_argument("--stats", metavar="STATS.json", help="write cycles per inference of each sample")
+    simulate.add_argument("--membrane", metavar="MEM.npy",
+                          help="write the last layer's membranes v[t] (after the update, before the next reset), "
+                               "int64 [B, T, N_out]: the readout of a non-spiking (NIR LI) output layer")
 
     verify = _outdir_command(commands, "verify", _cmd_verify, "check the Verilog in OUTDIR against the golden model")
     verify.add_argument("--samples", type=int, default=32, metavar="N", help="number of stimuli")

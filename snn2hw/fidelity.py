@@ -10,7 +10,8 @@ sample. Without snnTorch, :func:`snn2hw.golden.run_float` (the same equations in
 * ``spike_agreement``: the fraction of output spike entries [B, T, n_out] that are equal;
 * ``class_agreement``: the fraction of samples with the same predicted class, the class being the output
   neuron with the most spikes over all timesteps, ties going to the lowest index (so a silent output
-  predicts class 0);
+  predicts class 0); for a network ending in a non-spiking readout (LI), the output neuron with the largest
+  membrane summed over all timesteps (:func:`readout_class`);
 * ``saturated``: the fraction of the integer network's membrane values (every layer, sample, timestep)
   at a bound of the B-bit membrane, where the integer network departs from the unbounded float one.
 
@@ -29,8 +30,8 @@ from .errors import Snn2hwError
 from .ir import Network, SourceNetwork
 from .spike_files import load_npy
 
-__all__ = ["Fidelity", "measure", "random_stimuli", "load_stimuli", "predicted_class", "float_reference",
-           "snntorch_runner", "random_stimuli_description", "RANDOM_SAMPLES", "RANDOM_SEED"]
+__all__ = ["Fidelity", "measure", "random_stimuli", "load_stimuli", "predicted_class", "readout_class",
+           "float_reference", "snntorch_runner", "random_stimuli_description", "RANDOM_SAMPLES", "RANDOM_SEED"]
 
 RANDOM_SAMPLES = 256
 RANDOM_SEED = 0
@@ -81,6 +82,12 @@ def predicted_class(output: np.ndarray) -> np.ndarray:
     return np.argmax(np.asarray(output).sum(axis=1), axis=1)
 
 
+def readout_class(membranes: np.ndarray) -> np.ndarray:
+    """Per sample, the output neuron with the largest membrane summed over [B, T, n_out]; ties go to the lowest
+    index. Invariant under the positive scale quantization folds into a layer."""
+    return np.argmax(np.asarray(membranes).sum(axis=1), axis=1)
+
+
 def _leaky_param(value):
     """A layer's beta or threshold for ``snn.Leaky``: a float, or a float32 tensor of per-neuron values."""
     import torch
@@ -125,10 +132,11 @@ def _snntorch_neuron(layer):
     return step, 1
 
 
-def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], np.ndarray]:
+def snntorch_runner(network: SourceNetwork | Network, membranes: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
-    [B, T, n_out]. Works on any chain of layers with ``weight``, ``bias``, ``beta``, ``threshold``, ``reset``,
-    ``alpha`` (Synaptic) and ``recurrent`` (RLeaky): the float source network or an integer network."""
+    [B, T, n_out] (with ``membranes``: the last layer's float32 membranes [B, T, n_out] instead). Works on any
+    chain of layers with ``weight``, ``bias``, ``beta``, ``threshold``, ``reset``, ``alpha`` (Synaptic) and
+    ``recurrent`` (RLeaky): the float source network or an integer network."""
     import torch
 
     layers = []
@@ -149,7 +157,9 @@ def snntorch_runner(network: SourceNetwork | Network) -> Callable[[np.ndarray], 
                 s = x[:, t]
                 for index, (linear, step, _) in enumerate(layers):
                     s, states[index] = step(linear(s), states[index])
-                outputs.append(s)
+                outputs.append(states[-1][-1] if membranes else s)    # each neuron's state ends with mem
+            if membranes:
+                return torch.stack(outputs, dim=1).numpy()
             return torch.stack(outputs, dim=1).numpy().astype(np.uint8)
 
     return run
@@ -164,6 +174,22 @@ def float_reference(source: SourceNetwork, inputs: np.ndarray) -> tuple[np.ndarr
     return snntorch_runner(source)(inputs), f"snntorch {snntorch.__version__}"
 
 
+def float_readout(source: SourceNetwork, inputs: np.ndarray) -> np.ndarray:
+    """The float model's last-layer membranes [B, T, n_out] on ``inputs``, computed as :func:`float_reference`."""
+    try:
+        import snntorch  # noqa: F401
+    except ImportError:
+        return golden.run_float(source, inputs).membranes[-1]
+    return snntorch_runner(source, membranes=True)(inputs)
+
+
+def _classes_agree(source: SourceNetwork, inputs: np.ndarray, reference: np.ndarray, trace: golden.Trace) -> float:
+    """The class agreement of the module docstring: by spikes, or by the readout's membranes."""
+    if source.layers[-1].readout:
+        return float(np.mean(readout_class(float_readout(source, inputs)) == readout_class(trace.membranes[-1])))
+    return float(np.mean(predicted_class(reference) == predicted_class(trace.output)))
+
+
 def measure(source: SourceNetwork, network: Network, inputs: np.ndarray, stimulus: str) -> Fidelity:
     """Agreement of ``network`` (golden model) with ``source`` (float reference) on 0/1 ``inputs``;
     ``stimulus`` says where the inputs came from."""
@@ -174,5 +200,5 @@ def measure(source: SourceNetwork, network: Network, inputs: np.ndarray, stimulu
     saturated = np.mean((membranes == network.state_min) | (membranes == network.state_max))
     return Fidelity(samples=int(inputs.shape[0]), timesteps=int(inputs.shape[1]), stimulus=stimulus,
                     reference=name, spike_agreement=float(np.mean(reference == trace.output)),
-                    class_agreement=float(np.mean(predicted_class(reference) == predicted_class(trace.output))),
+                    class_agreement=_classes_agree(source, inputs, reference, trace),
                     saturated=float(saturated))

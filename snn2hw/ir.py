@@ -24,6 +24,10 @@ starts from cleared state), clamp(x) = min(max(x, -2^(B-1)), 2^(B-1) - 1) and de
 ``Synaptic``; :attr:`Layer.clears_whole_membrane`.) alpha, beta and theta are either one value for the whole
 layer or one per neuron (a 1-D array of n_out values, as snnTorch takes tensors); every equation above then holds
 per neuron i. A per-neuron array whose values are all equal is stored as that one scalar.
+
+A *readout* layer (:attr:`SourceLayer.readout`, NIR's LI: a leaky integrator that never fires) is the last layer
+of a source model with theta = +inf and no reset; it compiles to theta = 2^(B-1) - 1, the state maximum, which
+v[t] never exceeds, so s[t] = 0 and its membrane v[t] is the output (``simulate --membrane``).
 """
 
 from __future__ import annotations
@@ -114,7 +118,8 @@ class SourceLayer(_Dense):
     ``beta``, ``threshold`` and ``alpha`` (Synaptic only, else None) are each a float or a float64 array of
     n_out per-neuron values; ``recurrent`` is RLeaky's V ([n_out] one-to-one or [n_out, n_out] dense, like
     ``nn.Linear.weight``) or None. ``fixed`` marks an exact integer layer that quantization keeps as given in a
-    float model too (the OR layer of max pooling on spikes).
+    float model too (the OR layer of max pooling on spikes). ``readout`` marks a non-spiking output layer (see the
+    module docstring): its threshold is set to +inf and its reset to none, whatever was given.
     """
 
     name: str
@@ -126,8 +131,12 @@ class SourceLayer(_Dense):
     alpha: float | np.ndarray | None = None
     recurrent: np.ndarray | None = None
     fixed: bool = False
+    readout: bool = False
 
     def __post_init__(self):
+        if self.readout:
+            object.__setattr__(self, "threshold", np.inf)
+            object.__setattr__(self, "reset", Reset.NONE)
         weight = _frozen_array(self.weight, np.float64, "weight", self.name)
         if weight.ndim != 2 or 0 in weight.shape:
             raise QuantizationError(f"layer {self.name!r}: weight must be a non-empty 2-D matrix, got shape "
@@ -146,7 +155,7 @@ class SourceLayer(_Dense):
                 raise QuantizationError(f"layer {self.name!r}: {what} {_first_bad(values, bad)} is outside [0, 1]")
             object.__setattr__(self, what, values)
         object.__setattr__(self, "recurrent", _recurrent(self.recurrent, weight.shape[0], np.float64, self.name))
-        bad = ~(np.isfinite(threshold) & (threshold > 0.0))
+        bad = ~((np.isfinite(threshold) | self.readout) & (threshold > 0.0))
         if np.any(bad):
             raise QuantizationError(f"layer {self.name!r}: threshold {_first_bad(threshold, bad)} must be finite "
                                     f"and > 0")
@@ -154,6 +163,7 @@ class SourceLayer(_Dense):
         object.__setattr__(self, "bias", bias)
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "fixed", bool(self.fixed))
+        object.__setattr__(self, "readout", bool(self.readout))
         if not isinstance(self.reset, Reset):
             raise QuantizationError(f"layer {self.name!r}: reset {self.reset!r} is not a Reset")
 
@@ -346,6 +356,9 @@ def _check_chain(layers) -> None:
     if len(set(names)) != len(names):
         raise QuantizationError(f"layer names are not unique: {names}")
     for prev, layer in zip(layers, layers[1:]):
+        if getattr(prev, "readout", False):
+            raise QuantizationError(f"layer {prev.name!r} is a non-spiking readout (LI) but not the last layer: "
+                                    f"layer {layer.name!r} would receive no spikes")
         if layer.n_in != prev.n_out:
             raise QuantizationError(f"layer {layer.name!r} takes {layer.n_in} inputs but layer {prev.name!r} "
                                     f"gives {prev.n_out} spikes")

@@ -20,15 +20,16 @@ def recurrent_input(recurrent, i: int, s_prev) -> int:
     return recurrent[i] * s_prev[i]
 
 
-def reference_run(layers, state_bits, spikes):
+def reference_run(layers, state_bits, spikes, membranes=False):
     """layers: list of dicts with weight (list of rows), bias, beta_q, frac_bits, threshold (beta_q and
-    threshold: a number or a per-neuron list), reset, and optionally alpha_q (Synaptic) and recurrent (RLeaky V:
-    a list of rows or a per-neuron list). spikes: [T][n_in] of 0/1. Returns the last layer's spikes [T][n_out]."""
+    threshold: a number or a per-neuron list), reset, and optionally alpha_q (Synaptic), recurrent (RLeaky V:
+    a list of rows or a per-neuron list) and readout (True: never fires, threshold and reset ignored). spikes:
+    [T][n_in] of 0/1. Returns the last layer's spikes [T][n_out], with ``membranes`` also its v [T][n_out]."""
     lo, hi = -(1 << (state_bits - 1)), (1 << (state_bits - 1)) - 1
     v = [[0] * len(layer["bias"]) for layer in layers]
     syn = [[0] * len(layer["bias"]) for layer in layers]
     s = [[0] * len(layer["bias"]) for layer in layers]
-    out = []
+    out, out_v = [], []
     for x in spikes:
         x = [int(value) for value in x]
         for index, layer in enumerate(layers):
@@ -54,11 +55,12 @@ def reference_run(layers, state_bits, spikes):
                 if whole_clear and spiked:
                     vi = 0
                 new_v.append(vi)
-                new_s.append(1 if vi > threshold else 0)
+                new_s.append(0 if layer.get("readout") else 1 if vi > threshold else 0)
             v[index], s[index] = new_v, new_s
             x = new_s
         out.append(x)
-    return out
+        out_v.append(v[-1])
+    return (out, out_v) if membranes else out
 
 
 def reference_from_network_json(description, spikes):

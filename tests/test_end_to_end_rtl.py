@@ -117,13 +117,15 @@ def test_verify_fails_on_an_altered_design(compiled, alteration, tmp_path):
     (out / "snn_accelerator.v").write_text(altered)
     result = run_cli("verify", out, "--samples", 12, check=1)
     assert "FAIL" in result.stdout and "first divergence" in result.stdout
-    assert re.search(r"layer '\w+', neuron \d+, timestep \d+: expected spike [01], got [01]", result.stdout)
+    assert re.search(r"layer '\w+', neuron \d+, timestep \d+: expected (spike [01], got [01]|membrane -?\d+, got "
+                     r"-?\d+)", result.stdout)
     assert (out / "verify_failure.vcd").stat().st_size > 0
 
 
 def test_synaptic_and_recurrent_layers_in_verilator_match_the_reference(tmp_path):
     """Synaptic, RLeaky one-to-one (per-neuron V) and RLeaky dense layers with zero (whole-membrane) and
-    subtract resets, as Verilog in Verilator: spikes equal the independent reference, cycles the cycle model."""
+    subtract resets, as Verilog in Verilator: spikes and the membrane readout equal the independent reference,
+    cycles the cycle model."""
     from snn2hw.passes.mapping import map_network
     from snn2hw.verify.simulate import simulate_design
 
@@ -139,7 +141,9 @@ def test_synaptic_and_recurrent_layers_in_verilator_match_the_reference(tmp_path
     design.verilog_path.write_text(emit_verilog(network, mappings))
     spikes = (rng.random((6, 10, 6)) < rng.choice([0.2, 0.6, 1.0], (6, 1, 1))).astype(np.uint8)
     result = simulate_design(design, spikes)
-    expected = np.array([reference_run([layer.to_json() for layer in layers], 10, sample) for sample in spikes])
+    runs = [reference_run([layer.to_json() for layer in layers], 10, sample, membranes=True) for sample in spikes]
+    expected, membranes = (np.array([run[part] for run in runs]) for part in (0, 1))
     assert expected.any() and not expected.all()
     assert np.array_equal(result.outputs, expected)
+    assert np.array_equal(result.membranes, membranes) and len(np.unique(membranes)) > 10
     assert result.cycles == simulate_design(design, spikes, engine="golden").cycles

@@ -12,13 +12,14 @@ from random_networks import NEURON_KINDS, random_network, random_spikes
 
 
 def check_bit_exact_and_cycles(network, lanes, seed):
-    """Amaranth simulation of ``network`` at ``lanes`` on random spikes: the golden model's spikes and the
-    cycle model's counts, exactly."""
+    """Amaranth simulation of ``network`` at ``lanes`` on random spikes: the golden model's spikes, last-layer
+    membranes and the cycle model's counts, exactly."""
     mappings = map_network(network, lanes)
     spikes = random_spikes(seed, 3, 6, network.n_in)
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert np.array_equal(np.stack([r.membranes for r in results]), trace.membranes[-1])
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
 
 

@@ -175,7 +175,6 @@ def test_tau_shorter_than_dt(tmp_path):
 # --- refusals -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("culprit, expected", [
-    (nir.LI(tau=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3)), "'bad' (LI): this node type"),
     (nir.Scale(scale=np.full(3, 2.0)), "'bad' (Scale): this node type"),
     (nir.Conv1d(input_shape=3, weight=np.ones((1, 1, 1)), stride=1, padding=0, dilation=1, groups=1,
                 bias=np.zeros(1)), "'bad' (Conv1d): this node type"),

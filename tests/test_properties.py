@@ -14,6 +14,7 @@ from snn2hw import golden
 from snn2hw.backends.cycle_model import batch_cycles
 from snn2hw.backends.design import VERILOG_FILE
 from snn2hw.backends.verilog import emit_verilog
+from snn2hw.hw.accelerator import membrane_format
 from snn2hw.ir import Layer, Network, Reset
 from snn2hw.passes.mapping import map_network
 from snn2hw.verify.amaranth_sim import simulate_amaranth
@@ -71,6 +72,7 @@ def test_hardware_in_amaranth_simulation_is_bit_exact_and_cycle_exact(data, lane
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=50_000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert np.array_equal(np.stack([r.membranes for r in results]), trace.membranes[-1])
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
 
 
@@ -83,8 +85,9 @@ def test_emitted_verilog_under_verilator_is_bit_exact(data, lanes, tmp_path_fact
     tmp = tmp_path_factory.mktemp("prop")
     (tmp / VERILOG_FILE).write_text(emit_verilog(network, mappings))
     trace = golden.run(network, spikes)
-    results, error = RtlSimulator(tmp / VERILOG_FILE, network.n_in, network.n_out, tmp / ".sim").run(
-        spikes, network.n_out, max_cycles=100_000)
+    results, error = RtlSimulator(tmp / VERILOG_FILE, network.n_in, membrane_format(network, mappings),
+                                  tmp / ".sim").run(spikes, network.n_out, max_cycles=100_000)
     assert not error
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert np.array_equal(np.stack([r.membranes for r in results]), trace.membranes[-1])
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)

@@ -34,6 +34,10 @@ def test_chunks_fit_every_harness_memory():
     assert plan_chunks(np.array([], int), 4, capacity) == []
     with pytest.raises(ToolError, match="sample 1 needs more simulation harness memory"):
         plan_chunks(np.array([4, 11]), 4, capacity)
+    membranes = HarnessCapacity(in_beats=10, out_beats=12, samples=3, image_words=1, membrane_beats=5)
+    assert plan_chunks(np.array([1] * 5), 1, membranes, membrane_beats=2) == [range(0, 2), range(2, 4), range(4, 5)]
+    with pytest.raises(ToolError, match="6 membrane beats of 5"):
+        plan_chunks(np.array([1]), 1, membranes, membrane_beats=6)
 
 
 def test_decode_run_equals_decode_outputs():

@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from snn2hw.errors import ToolError
 from snn2hw.hw.accelerator import TOP_NAME
 from snn2hw.hw.events import event_stream
+from snn2hw.hw.membrane_readout import MembraneFormat, membrane_stream
 from snn2hw.hw.weight_memory import load_stream
 from snn2hw.verify.beats import encode_batch
 from snn2hw.verify.harness import HarnessCapacity
@@ -24,21 +25,25 @@ from snn2hw.verify.verilator import DRIVERS, RtlSimulator, template
 
 N_IN, N_OUT, STEPS = 4, 3, 4
 STALL_WORD = 0xDEAD
-SMALL = HarnessCapacity(in_beats=64, out_beats=64, samples=4, image_words=4)   # 4 samples per run at most
+# 4 samples per run at most, and 2 by the membrane beats (one per timestep)
+SMALL = HarnessCapacity(in_beats=64, out_beats=64, samples=4, image_words=4, membrane_beats=2 * STEPS)
+MEMBRANES = MembraneFormat(N_OUT, lanes=N_OUT, groups=1, bits=4)
 
 
 class EchoAccelerator(wiring.Component):
     """Echoes every input beat as an output beat in the same cycle (input index 3 is out of range for 3
     outputs: malformed output); ``done`` one cycle after the last beat, never if the sample had a spike of
-    input 2. ``loaded`` rises with the first weight word taken; the word STALL_WORD is never taken."""
+    input 2. ``loaded`` rises with the first weight word taken; the word STALL_WORD is never taken. Each
+    end-of-timestep beat t is also a membrane beat of lane values t - k."""
 
     def __init__(self):
         super().__init__({"start": In(1), "done": Out(1), "i_spikes": In(event_stream(N_IN)),
-                          "o_spikes": Out(event_stream(N_OUT)), "w_load": In(load_stream()), "loaded": Out(1)})
+                          "o_spikes": Out(event_stream(N_OUT)), "w_load": In(load_stream()), "loaded": Out(1),
+                          "o_membranes": Out(membrane_stream(MEMBRANES))})
 
     def elaborate(self, platform):
         m = Module()
-        hang, ending = Signal(), Signal()
+        hang, ending, step = Signal(), Signal(), Signal(range(STEPS))
         beat = self.i_spikes.payload
         m.d.comb += [self.i_spikes.ready.eq(1), self.o_spikes.valid.eq(self.i_spikes.valid),
                      self.o_spikes.payload.as_value().eq(beat.as_value()),
@@ -46,9 +51,13 @@ class EchoAccelerator(wiring.Component):
         m.d.sync += ending.eq(0)
         with m.If(self.w_load.valid & self.w_load.ready):
             m.d.sync += self.loaded.eq(1)
+        m.d.comb += self.o_membranes.valid.eq(self.i_spikes.valid & beat.eot)
+        m.d.comb += [self.o_membranes.payload[k].eq(step - k) for k in range(N_OUT)]
         with m.If(self.start):
-            m.d.sync += hang.eq(0)
+            m.d.sync += [hang.eq(0), step.eq(0)]
         with m.Elif(self.i_spikes.valid):
+            with m.If(beat.eot):
+                m.d.sync += step.eq(step + 1)
             with m.If(~beat.eot & (beat.index == 2)):
                 m.d.sync += hang.eq(1)
             with m.If(beat.eot & beat.last):
@@ -64,7 +73,7 @@ def echo_verilog(tmp_path_factory):
 
 
 def _simulator(path, driver, image=(1,), waves=False):
-    return RtlSimulator(path, N_IN, N_OUT, path.parent / ".sim", capacity=SMALL, image=list(image), driver=driver,
+    return RtlSimulator(path, N_IN, MEMBRANES, path.parent / ".sim", capacity=SMALL, image=list(image), driver=driver,
                         waves=waves)
 
 
@@ -85,6 +94,8 @@ def test_a_batch_over_several_runs_gives_every_sample_and_its_cycles(echo):
     results, error = echo().run(spikes, N_OUT, max_cycles=40)
     assert error == "" and len(results) == len(spikes)
     assert np.array_equal(np.stack([r.raster for r in results]), spikes[:, :, :N_OUT])
+    steps_minus_lanes = np.arange(STEPS)[:, None] - np.arange(N_OUT)[None, :]
+    assert all(np.array_equal(r.membranes, steps_minus_lanes) for r in results)
     # beat k is taken at cycle k, done rises one cycle after the last: cycles = beats + 1
     assert [r.cycles for r in results] == (encode_batch(spikes)[1] + 1).tolist()
 
@@ -125,7 +136,8 @@ def test_both_drivers_give_the_same_cycles_and_rasters(echo_verilog):
     (program, program_error), (cocotb, cocotb_error) = runs
     assert program_error == cocotb_error == "sample 9: done did not rise within 40 cycles"
     assert [r.cycles for r in program] == [r.cycles for r in cocotb] and len(program) == 9
-    assert all(np.array_equal(a.raster, b.raster) for a, b in zip(program, cocotb))
+    assert all(np.array_equal(a.raster, b.raster) and np.array_equal(a.membranes, b.membranes)
+               for a, b in zip(program, cocotb))
 
 
 def test_drivers_and_waves_have_their_own_build(echo_verilog):

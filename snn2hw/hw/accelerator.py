@@ -4,7 +4,8 @@ Handshake per inference: pulse ``start`` for one cycle (it clears every layer's 
 events of each timestep (see :mod:`snn2hw.hw.events`), the final end-of-timestep beat with ``last`` set;
 output events of the last layer come out in the same format and ``done`` rises after the final
 end-of-timestep beat has been taken, staying high until the next ``start``. Layer l+1 integrates layer l's
-spikes as they are emitted, so consecutive layers work concurrently.
+spikes as they are emitted, so consecutive layers work concurrently. ``o_membranes`` carries the last layer's
+membranes of every timestep (:mod:`snn2hw.hw.membrane_readout`), without backpressure.
 
 Weights in SPRAM (not initialised by the bitstream) are loaded once after reset, before the first
 ``start``: the ``w_load`` stream takes the 16-bit words of every SPRAM layer's image, layer after layer
@@ -21,17 +22,19 @@ from ..ir import Network
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .lif_layer import DenseLIFLayer
+from .membrane_readout import MembraneFormat, membrane_stream
 from .weight_memory import load_stream
 
-__all__ = ["Accelerator", "TOP_NAME", "spram_image"]
+__all__ = ["Accelerator", "TOP_NAME", "spram_image", "membrane_format"]
 
 TOP_NAME = "snn_accelerator"
 
 
 class Accelerator(wiring.Component):
     """Ports: ``start`` (in pulse), ``done`` (out level), ``i_spikes`` / ``o_spikes`` (event streams),
-    ``w_load`` (in stream of 16-bit words), ``loaded`` (out level). ``spram_primitive=False`` models SPRAM
-    with Amaranth memories (for Amaranth's simulator, which cannot run vendor primitives)."""
+    ``w_load`` (in stream of 16-bit words), ``loaded`` (out level), ``o_membranes`` (the membrane readout).
+    ``spram_primitive=False`` models SPRAM with Amaranth memories (for Amaranth's simulator, which cannot run
+    vendor primitives)."""
 
     def __init__(self, network: Network, mappings: tuple[LayerMapping, ...], spram_primitive: bool = True):
         self.network, self.mappings, self.spram_primitive = network, mappings, spram_primitive
@@ -42,13 +45,15 @@ class Accelerator(wiring.Component):
             "o_spikes": Out(event_stream(network.n_out)),
             "w_load": In(load_stream()),
             "loaded": Out(1),
+            "o_membranes": Out(membrane_stream(membrane_format(network, mappings))),
         })
 
     def elaborate(self, platform):
         m = Module()
         cores = []
-        for layer, mapping in zip(self.network.layers, self.mappings):
-            core = DenseLIFLayer(layer, mapping, self.network.state_bits, self.spram_primitive)
+        for index, (layer, mapping) in enumerate(zip(self.network.layers, self.mappings)):
+            core = DenseLIFLayer(layer, mapping, self.network.state_bits, self.spram_primitive,
+                                 membrane_out=index == len(self.mappings) - 1)
             m.submodules[f"layer_{layer.name}"] = core
             m.d.comb += core.clear.eq(self.start)
             cores.append(core)
@@ -57,6 +62,7 @@ class Accelerator(wiring.Component):
         for upstream, downstream in zip(cores, cores[1:]):
             wiring.connect(m, upstream.o_events, downstream.i_events)
         wiring.connect(m, cores[-1].o_events, wiring.flipped(self.o_spikes))
+        wiring.connect(m, cores[-1].o_membranes, wiring.flipped(self.o_membranes))
 
         final_beat = self.o_spikes.valid & self.o_spikes.ready & self.o_spikes.payload.eot \
             & self.o_spikes.payload.last
@@ -84,3 +90,8 @@ class Accelerator(wiring.Component):
 def spram_image(network: Network, mappings: tuple[LayerMapping, ...]) -> list[int]:
     """The 16-bit words ``w_load`` takes after reset: each SPRAM layer's image, in layer order."""
     return [word for layer, mapping in zip(network.layers, mappings) for word in mapping.spram_image(layer)]
+
+
+def membrane_format(network: Network, mappings: tuple[LayerMapping, ...]) -> MembraneFormat:
+    """The packing of ``o_membranes``: the last layer's groups of lanes of ``state_bits``-bit membranes."""
+    return MembraneFormat(network.n_out, mappings[-1].lanes, mappings[-1].groups, network.state_bits)

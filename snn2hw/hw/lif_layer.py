@@ -44,6 +44,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
+from .membrane_readout import MembraneFormat, membrane_stream
 from .spike_emitter import emit_spikes, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
@@ -56,13 +57,17 @@ FIRE_STAGES = 4   # registered stages of the fire pass: A (bias), B (saturate, f
 class DenseLIFLayer(wiring.Component):
     """One dense layer + LIF neurons. Ports: ``clear`` (in pulse), ``idle`` (out: waiting for an event),
     ``i_events`` (in stream, ``n_in`` neurons), ``o_events`` (out stream, ``n_out`` neurons), ``w_load`` /
-    ``loaded``: the weight memory's SPRAM loading (see :mod:`snn2hw.hw.weight_memory`)."""
+    ``loaded``: the weight memory's SPRAM loading (see :mod:`snn2hw.hw.weight_memory`); with
+    ``membrane_out``, ``o_membranes``: each group's membranes v[t] from the fire pass (stage D's cycle, see
+    :mod:`snn2hw.hw.membrane_readout`)."""
 
-    def __init__(self, layer: Layer, mapping: LayerMapping, state_bits: int, spram_primitive: bool = True):
+    def __init__(self, layer: Layer, mapping: LayerMapping, state_bits: int, spram_primitive: bool = True,
+                 membrane_out: bool = False):
         if (mapping.n_in, mapping.n_out) != (layer.n_in, layer.n_out):
             raise ValueError(f"mapping {mapping.name!r} does not match layer {layer.name!r}")
         self.layer, self.mapping, self.state_bits = layer, mapping, state_bits
-        self.spram_primitive = spram_primitive
+        self.spram_primitive, self.membrane_out = spram_primitive, membrane_out
+        readout = {"o_membranes": Out(membrane_stream(self.membrane_format))} if membrane_out else {}
         super().__init__({
             "clear": In(1),
             "idle": Out(1),
@@ -70,7 +75,13 @@ class DenseLIFLayer(wiring.Component):
             "o_events": Out(event_stream(layer.n_out)),
             "w_load": In(load_stream()),
             "loaded": Out(1),
+            **readout,
         })
+
+    @property
+    def membrane_format(self) -> MembraneFormat:
+        """The packing of ``o_membranes`` beats."""
+        return MembraneFormat(self.layer.n_out, self.mapping.lanes, self.mapping.groups, self.state_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -159,6 +170,8 @@ class DenseLIFLayer(wiring.Component):
             m.d.comb += next_membrane[k].eq(stage_d["membrane"])
             if mp.synaptic:
                 m.d.comb += next_potential[k].eq(stage_d["potential"])
+            if self.membrane_out:
+                m.d.comb += self.o_membranes.payload[k].eq(stage_d["v"])
 
         payload = self.i_events.payload
 
@@ -238,6 +251,8 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
                 fire_reads(group + FIRE_STAGES)
                 m.d.sync += advance
+                if self.membrane_out:
+                    m.d.comb += self.o_membranes.valid.eq(1)
                 end_of_fire()
             if dense_recurrent:
                 self._recurrent_pass(m, own_rd, write_half, group, last_group, row_base, integrate_word)
@@ -313,8 +328,9 @@ class DenseLIFLayer(wiring.Component):
 
     def _fire_lane(self, u, params: dict, carried: dict, k: int) -> tuple[list, dict]:
         """One lane's stages B, C and D: the assignments of the stage B and C registers, and stage D's
-        combinational ``spike``, ``membrane`` (the next timestep's starting word) and, Synaptic, ``potential``.
-        ``params[what]`` holds a parameter as stages B, C and D see it."""
+        combinational ``spike``, ``membrane`` (the next timestep's starting word), with ``membrane_out`` ``v``
+        (stage B's saturated state) and, Synaptic, ``potential``. ``params[what]`` holds a parameter as stages
+        B, C and D see it."""
         layer = self.layer
         lo, hi = -(1 << (self.state_bits - 1)), (1 << (self.state_bits - 1)) - 1
         threshold_b, _, threshold_d = params["threshold"]
@@ -337,12 +353,16 @@ class DenseLIFLayer(wiring.Component):
         if layer.synaptic:
             c_syn = Signal(signed(self.state_bits), name=f"c_syn{k}")
             registers.append(c_syn.eq(self._decay(syn, params["alpha_q"][1])))
+        stage_d = {"spike": c_spike}
+        if self.membrane_out:
+            stage_d["v"] = Signal.like(v, name=f"c_v{k}")
+            registers.append(stage_d["v"].eq(v))
         # stage D: the reset subtraction and a one-to-one V
         subtracted = c_leaked - Mux(c_spike, threshold_d, 0) if reset is Reset.SUBTRACT else c_leaked
         feedback = Mux(c_spike, params["recurrent"][2], 0) if params["recurrent"] is not None else 0
         if layer.synaptic:
-            return registers, {"spike": c_spike, "potential": subtracted, "membrane": c_syn + feedback}
-        return registers, {"spike": c_spike, "membrane": subtracted + feedback}
+            return registers, {**stage_d, "potential": subtracted, "membrane": c_syn + feedback}
+        return registers, {**stage_d, "membrane": subtracted + feedback}
 
     def _decay(self, value, factor):
         """``floor(factor * value / 2^F)``; ``factor`` is an int (shift-and-add) or a per-neuron signal."""

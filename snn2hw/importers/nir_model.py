@@ -1,6 +1,7 @@
 """Import a NIR graph (``nir.read``, the Neuromorphic Intermediate Representation) of LIF layers.
 
-Accepted: a chain ``Input -> (linear+ -> LIF | CubaLIF | IF)+ -> Flatten* -> Output`` where the linear nodes are
+Accepted: a chain ``Input -> (linear+ -> LIF | CubaLIF | IF)+ [-> linear+ -> LI] -> Flatten* -> Output`` where the
+linear nodes are
 ``Affine``, ``Linear``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d`` and ``Flatten`` (at least one not a Flatten),
 nodes named freely and edges listed in any order (snnTorch's ``export_to_nir`` lists them unordered). The linear
 nodes before a neuron compose into the layer's one dense matrix (:mod:`.nir_spatial`); a neuron over a (C, H, W)
@@ -13,6 +14,7 @@ NIR neurons are continuous-time; they are discretized by forward Euler at the ti
 
     LIF:  tau dv/dt = (v_leak - v) + r I  ->  v[t] = (1 - dt/tau) v[t-1] + (r dt/tau) I[t]
     IF:       dv/dt = r I                 ->  v[t] = v[t-1] + (r dt) I[t]
+    LI:   tau dv/dt = (v_leak - v) + r I  ->  v[t] = (1 - dt/tau) v[t-1] + (r dt/tau) I[t]   (never fires)
     CubaLIF:  tau_syn dJ/dt = -J + w_in I  ->  J[t] = (1 - dt/tau_syn) J[t-1] + (w_in dt/tau_syn) I[t]
               tau_mem dv/dt = (v_leak - v) + r J  ->  v[t] = (1 - dt/tau_mem) v[t-1] + (r dt/tau_mem) J[t]
 
@@ -28,7 +30,9 @@ gives back alpha, beta and ``s = 1``, up to the rounding of the stored tensors, 
   float32 beta in [0.5, 1], off by at most a float32 step below 0.5);
 * a scale within one machine epsilon of the parameters' dtype of 1 is 1.
 
-Spikes are ``v > v_threshold``. ``v_leak`` and ``v_reset`` must be 0; NIR's "v = v_reset on a spike" cannot say
+Spikes are ``v > v_threshold``. An LI, a leaky integrator without threshold, is a non-spiking readout
+(:attr:`snn2hw.ir.SourceLayer.readout`): only as the last layer, its membrane being the network's output
+(``simulate --membrane``). ``v_leak`` and ``v_reset`` must be 0; NIR's "v = v_reset on a spike" cannot say
 whether the reset subtracts the threshold or clears the membrane, so the caller chooses ``reset`` (snnTorch's
 timing: a spike at t-1 resets at t). ``tau`` and ``v_threshold`` may differ per neuron (per-neuron beta and
 threshold; equal values are the layer's scalar ones); ``r`` may differ per neuron since it folds into the weight
@@ -66,8 +70,8 @@ __all__ = ["load_nir", "NIR_RESETS", "READ_TIMEOUT_S"]
 
 NIR_RESETS = (Reset.ZERO, Reset.SUBTRACT)
 _SHAPE = ("snn2hw maps NIR chains Input -> ((Affine|Linear|Conv2d|SumPool2d|AvgPool2d|Flatten)+ -> "
-          "LIF|CubaLIF|IF)+ -> Flatten* -> Output")
-_NEURONS = (nir.LIF, nir.CubaLIF, nir.IF)
+          "LIF|CubaLIF|IF|LI)+ -> Flatten* -> Output, an LI only last")
+_NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI)
 _NAMING = (nir.Affine, nir.Linear, nir.Conv2d)   # a layer is named after the last of these in its group
 _SUPPORTED = (nir.Input, nir.Output) + LINEAR_NODES + _NEURONS
 READ_TIMEOUT_S = 5.0  # a valid file reads in milliseconds; libhdf5 can loop forever on a corrupted one
@@ -90,6 +94,9 @@ def load_nir(path: str | os.PathLike, *, dt: float = DEFAULT_NIR_DT, reset: Rese
     taken: set[str] = set()
     layers = []
     for index, (linear, neuron) in enumerate(groups, start=1):
+        if isinstance(graph.nodes[neuron], nir.LI) and index < len(groups):
+            raise UnsupportedModelError(f"{_describe(graph, neuron)}: an LI is a non-spiking readout, supported only "
+                                        f"as the last layer (the layers after it would receive no spikes)")
         layer, signal = _layer(graph, linear, neuron, index, dt, reset, taken, signal)
         layers.append(layer)
     return SourceNetwork(tuple(layers), origin=str(path))
@@ -272,7 +279,7 @@ def _layer(graph: nir.NIRGraph, linear: list[str], neuron: str, index: int, dt: 
             raise UnsupportedModelError(f"{_describe(graph, neuron)}: {field} {params.summary(field)} is not 0 "
                                         f"(snn2hw neurons rest at 0 and reset to 0 or by the threshold)")
     alpha = None
-    if isinstance(node, nir.LIF):
+    if isinstance(node, (nir.LIF, nir.LI)):
         beta, scale = params.lif_discretization(dt)
     elif isinstance(node, nir.CubaLIF):
         beta, scale = params.euler("tau_mem", "r", dt)
@@ -280,8 +287,10 @@ def _layer(graph: nir.NIRGraph, linear: list[str], neuron: str, index: int, dt: 
         scale = scale * syn_scale
     else:
         beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
+    readout = isinstance(node, nir.LI)
     layer = SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
-                        threshold=params.array("v_threshold"), reset=reset, alpha=alpha)
+                        threshold=np.inf if readout else params.array("v_threshold"), reset=reset, alpha=alpha,
+                        readout=readout)
     return layer, Signal(signal.size, signal.shape, _describe(graph, neuron))
 
 
@@ -323,7 +332,7 @@ class _Params:
         return np.where(np.abs(scale - 1) <= eps, 1.0, scale)
 
     def lif_discretization(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """(per-neuron beta, per-neuron input scale) of a LIF node by forward Euler at ``dt``."""
+        """(per-neuron beta, per-neuron input scale) of a LIF or LI node by forward Euler at ``dt``."""
         return self.euler("tau", "r", dt)
 
     def euler(self, tau_field: str, gain_field: str, dt: float) -> tuple[np.ndarray, np.ndarray]:

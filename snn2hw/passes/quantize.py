@@ -24,7 +24,8 @@ In both cases ``beta_q = round(beta * 2^F)`` and (Synaptic) ``alpha_q = round(al
 exactly, else 16 (the rounding is then reported). Per-neuron beta, alpha and theta (arrays) are rounded and
 scaled element by element, F is chosen over all of them. RLeaky's recurrent weights V are synaptic weights like
 W: integer as given, or scaled with W (``s`` from the largest |W| or |V|, ``V_q = 2^G round(s V)``). A ``fixed``
-layer (max pooling's OR) is kept exactly as given in both cases and is not held to ``weight_bits``.
+layer (max pooling's OR) is kept exactly as given in both cases and is not held to ``weight_bits``. A readout
+layer (never fires, threshold +inf) gets theta = 2^(B-1) - 1 in both cases, which its membrane never exceeds.
 """
 
 from __future__ import annotations
@@ -122,11 +123,12 @@ def _rounding_notes(layer: SourceLayer, frac_bits: int) -> list[str]:
     return notes
 
 
-def _integer_layer(layer: SourceLayer, frac_bits: int, **scaled) -> Layer:
+def _integer_layer(layer: SourceLayer, frac_bits: int, state_bits: int, **scaled) -> Layer:
     """``layer`` with its decays on the 2^-frac_bits grid; ``scaled`` replaces weight, bias, threshold and
-    recurrent (default: the layer's own, which must be integers)."""
-    params = {"weight": layer.weight, "bias": layer.bias, "threshold": _rounded(layer.threshold),
-              "recurrent": layer.recurrent, **scaled}
+    recurrent (default: the layer's own, which must be integers). A readout's threshold is the state maximum."""
+    threshold = (1 << (state_bits - 1)) - 1 if layer.readout else _rounded(layer.threshold)
+    params = {"weight": layer.weight, "bias": layer.bias, "threshold": threshold, "recurrent": layer.recurrent,
+              **scaled}
     return Layer(name=layer.name, beta_q=_rounded(layer.beta * (1 << frac_bits)), frac_bits=frac_bits,
                  reset=layer.reset, alpha_q=None if layer.alpha is None else _rounded(layer.alpha * (1 << frac_bits)),
                  **params)
@@ -136,7 +138,7 @@ def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, 
                  state_bits: int) -> tuple[Layer, float]:
     """The float ``layer`` on the N-bit weight grid with G membrane fraction bits, and its scale 2^G s."""
     if layer.fixed:
-        return _integer_layer(layer, beta_frac_bits), 1.0
+        return _integer_layer(layer, beta_frac_bits, state_bits), 1.0
     peak = max(float(np.max(np.abs(weights))) for weights in _synapses(layer))
     scale = ((1 << (weight_bits - 1)) - 1) / peak if peak > 0 else 1.0
     fine = scale * (1 << membrane_frac_bits)
@@ -144,20 +146,23 @@ def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, 
     def on_grid(weights):
         return np.round(weights * scale).astype(np.int64) << membrane_frac_bits
 
+    threshold = {} if layer.readout else {"threshold": np.maximum(1, _rounded(layer.threshold * fine))}
     quantized = _integer_layer(
-        layer, beta_frac_bits, weight=on_grid(layer.weight), bias=np.round(layer.bias * fine).astype(np.int64),
-        threshold=np.maximum(1, _rounded(layer.threshold * fine)),
-        recurrent=None if layer.recurrent is None else on_grid(layer.recurrent))
-    _check_membrane_fit(quantized, state_bits, weight_bits, membrane_frac_bits)
+        layer, beta_frac_bits, state_bits, weight=on_grid(layer.weight),
+        bias=np.round(layer.bias * fine).astype(np.int64),
+        recurrent=None if layer.recurrent is None else on_grid(layer.recurrent), **threshold)
+    _check_membrane_fit(quantized, state_bits, weight_bits, membrane_frac_bits, layer.readout)
     return quantized, fine
 
 
-def _check_membrane_fit(layer: Layer, state_bits: int, weight_bits: int, membrane_frac_bits: int) -> None:
-    """Refuse a scaled layer whose threshold, weights or biases do not fit the B-bit membrane."""
+def _check_membrane_fit(layer: Layer, state_bits: int, weight_bits: int, membrane_frac_bits: int,
+                        readout: bool) -> None:
+    """Refuse a scaled layer whose threshold (unless a ``readout``'s), weights or biases do not fit the B-bit
+    membrane."""
     top = (1 << (state_bits - 1)) - 1
     options = f"--weight-bits {weight_bits} --frac-bits {membrane_frac_bits}"
     advice = "lower --frac-bits or --weight-bits, or raise --state-bits"
-    if layer.max_threshold >= top:
+    if layer.max_threshold >= top and not readout:
         raise QuantizationError(f"layer {layer.name!r}: scaled threshold {layer.max_threshold} ({options}) does not "
                                 f"fit below the {state_bits}-bit membrane's maximum {top}, so it could never spike; "
                                 f"{advice}")
@@ -179,7 +184,7 @@ def _check_options(weight_bits: int | None, beta_frac_bits: int | None, membrane
 
 
 def _quantize_integer(source: SourceNetwork, weight_bits: int | None, beta_frac_bits: int,
-                      membrane_frac_bits: int) -> tuple[list[Layer], int]:
+                      membrane_frac_bits: int, state_bits: int) -> tuple[list[Layer], int]:
     if membrane_frac_bits:
         raise QuantizationError(f"--frac-bits {membrane_frac_bits} applies to float models only; this model's "
                                 f"weights, biases and thresholds are integers and compile exactly as given "
@@ -191,7 +196,7 @@ def _quantize_integer(source: SourceNetwork, weight_bits: int | None, beta_frac_
         extreme = int(weights.flat[np.argmax(np.abs(weights))])
         raise QuantizationError(f"layer {worst.name!r}: weight {extreme} needs {needed} signed bits, "
                                 f"more than --weight-bits {weight_bits}")
-    return [_integer_layer(layer, beta_frac_bits) for layer in source.layers], weight_bits or needed
+    return [_integer_layer(layer, beta_frac_bits, state_bits) for layer in source.layers], weight_bits or needed
 
 
 def quantize(source: SourceNetwork, *, state_bits: int = 16, weight_bits: int | None = None,
@@ -203,10 +208,10 @@ def quantize(source: SourceNetwork, *, state_bits: int = 16, weight_bits: int | 
     chosen_frac = beta_frac_bits if beta_frac_bits is not None else _choose_frac_bits(source.layers)
     notes = [note for layer in source.layers for note in _rounding_notes(layer, chosen_frac)]
     integer_model = all(all(_is_integer(weights) for weights in _synapses(layer)) and _is_integer(layer.bias)
-                        and _is_integer(layer.threshold) for layer in source.layers)
+                        and (layer.readout or _is_integer(layer.threshold)) for layer in source.layers)
     scales = {}
     if integer_model:
-        layers, bits = _quantize_integer(source, weight_bits, chosen_frac, membrane_frac_bits)
+        layers, bits = _quantize_integer(source, weight_bits, chosen_frac, membrane_frac_bits, state_bits)
     else:
         bits = weight_bits if weight_bits is not None else DEFAULT_FLOAT_WEIGHT_BITS
         if bits == 1:

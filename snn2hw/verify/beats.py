@@ -32,20 +32,25 @@ def encode_batch(spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(codes, emitted.shape)[emitted], emitted.reshape(batch, -1).sum(axis=1)
 
 
-def plan_chunks(counts: np.ndarray, out_beats_max: int, capacity: HarnessCapacity) -> list[range]:
+def plan_chunks(counts: np.ndarray, out_beats_max: int, capacity: HarnessCapacity,
+                membrane_beats: int = 0) -> list[range]:
     """Split samples with ``counts`` input beats into consecutive runs that fit the harness's input beats,
-    output beats (``out_beats_max`` per sample) and samples."""
-    chunks, start, used_in, used_out = [], 0, 0, 0
+    output beats (``out_beats_max`` per sample), membrane beats (``membrane_beats`` per sample) and samples."""
+    if out_beats_max > capacity.out_beats or membrane_beats > capacity.membrane_beats:
+        raise ToolError(f"one sample needs more simulation harness memory than it has ({out_beats_max} output "
+                        f"beats of {capacity.out_beats}, {membrane_beats} membrane beats of "
+                        f"{capacity.membrane_beats})")
+    per_run = min(capacity.samples, capacity.out_beats // max(out_beats_max, 1),
+                  capacity.membrane_beats // max(membrane_beats, 1))
+    chunks, start, used_in = [], 0, 0
     for index, count in enumerate(int(count) for count in counts):
-        if count > capacity.in_beats or out_beats_max > capacity.out_beats:
+        if count > capacity.in_beats:
             raise ToolError(f"sample {index} needs more simulation harness memory than it has ({count} input "
-                            f"beats of {capacity.in_beats}, {out_beats_max} output beats of {capacity.out_beats})")
-        if index > start and (used_in + count > capacity.in_beats or used_out + out_beats_max > capacity.out_beats
-                              or index - start == capacity.samples):
+                            f"beats of {capacity.in_beats})")
+        if index > start and (used_in + count > capacity.in_beats or index - start == per_run):
             chunks.append(range(start, index))
-            start, used_in, used_out = index, 0, 0
+            start, used_in = index, 0
         used_in += count
-        used_out += out_beats_max
     if len(counts):
         chunks.append(range(start, len(counts)))
     return chunks

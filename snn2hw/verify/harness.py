@@ -10,7 +10,9 @@ dumps them as files): the harness reads ``in_beats`` (input beats of all samples
 ending with its end-of-timestep + last beat) and ``weight_image`` through address/data ports and writes
 ``out_beats`` and ``sample_cycles`` through enable/address/data ports. The first ``go`` streams
 ``image_words`` words of ``weight_image`` (the accelerator's SPRAM weight words) into ``w_load`` before
-the first sample, as a board does after reset; those cycles do not count towards any sample.
+the first sample, as a board does after reset; those cycles do not count towards any sample. The beats of the
+accelerator's membrane readout (``o_membranes``) are written through ``mem_en``/``mem_addr``/``mem_data``,
+``mem_count`` of them, all samples back to back.
 
 Timeouts: a sample whose ``done`` has not risen by cycle ``max_cycles``, or a weight image load that
 takes no word (and does not finish) for ``max_cycles`` cycles, ends the run with ``timed_out``;
@@ -42,22 +44,26 @@ def beat_width(neurons: int) -> int:
 
 @dataclass(frozen=True)
 class HarnessCapacity:
-    """What one harness run can hold: input beats, output beats, samples and weight image words."""
+    """What one harness run can hold: input beats, output beats, samples, weight image words and membrane
+    readout beats."""
 
     in_beats: int = 1 << 20
     out_beats: int = 1 << 20
     samples: int = 1 << 14
     image_words: int = 1 << 16
+    membrane_beats: int = 1 << 16
 
 
 class StimulusHarness(wiring.Component):
     """Ports: ``go`` (pulse: run ``samples`` samples from the start of ``in_beats``), ``samples``,
     ``image_words``, ``max_cycles``; ``finished`` (level, until the next ``go``), ``timed_out``,
-    ``completed`` (samples finished), ``out_count`` (output beats stored), ``loaded`` (the accelerator's);
-    the memory ports ``in_addr``/``in_data``, ``image_addr``/``image_data`` (combinational reads) and
-    ``out_en``/``out_addr``/``out_data``, ``cycles_en``/``cycles_addr``/``cycles_data`` (writes)."""
+    ``completed`` (samples finished), ``out_count`` (output beats stored), ``mem_count`` (membrane beats
+    stored), ``loaded`` (the accelerator's); the memory ports ``in_addr``/``in_data``,
+    ``image_addr``/``image_data`` (combinational reads) and ``out_en``/``out_addr``/``out_data``,
+    ``cycles_en``/``cycles_addr``/``cycles_data``, ``mem_en``/``mem_addr``/``mem_data`` (writes;
+    ``membrane_width`` bits a beat)."""
 
-    def __init__(self, n_in: int, n_out: int, capacity: HarnessCapacity = HarnessCapacity()):
+    def __init__(self, n_in: int, n_out: int, membrane_width: int, capacity: HarnessCapacity = HarnessCapacity()):
         self.in_format, self.capacity = EventFormat(n_in), capacity
         super().__init__({
             "go": In(1), "samples": In(range(capacity.samples + 1)),
@@ -68,6 +74,8 @@ class StimulusHarness(wiring.Component):
             "image_addr": Out(range(capacity.image_words)), "image_data": In(IMAGE_WORD_BITS),
             "out_en": Out(1), "out_addr": Out(range(capacity.out_beats)), "out_data": Out(beat_width(n_out)),
             "cycles_en": Out(1), "cycles_addr": Out(range(capacity.samples)), "cycles_data": Out(CYCLE_BITS),
+            "mem_count": Out(range(capacity.membrane_beats + 1)), "mem_en": Out(1),
+            "mem_addr": Out(range(capacity.membrane_beats)), "mem_data": Out(membrane_width),
         })
 
     def elaborate(self, platform):
@@ -82,7 +90,7 @@ class StimulusHarness(wiring.Component):
             i_i_spikes__valid=i_valid, o_i_spikes__ready=i_ready, i_i_spikes__payload=self.in_data,
             o_o_spikes__valid=o_valid, i_o_spikes__ready=1, o_o_spikes__payload=self.out_data,
             i_w_load__valid=w_valid, o_w_load__ready=w_ready, i_w_load__payload=self.image_data,
-            o_loaded=self.loaded)
+            o_loaded=self.loaded, o_o_membranes__valid=self.mem_en, o_o_membranes__payload=self.mem_data)
         image_position = Signal(range(cap.image_words + 1))
         position = Signal(range(cap.in_beats + 1))
         cycle = Signal(CYCLE_BITS)
@@ -91,8 +99,11 @@ class StimulusHarness(wiring.Component):
         m.d.comb += [self.image_addr.eq(image_position), self.in_addr.eq(position),
                      self.out_en.eq(o_valid), self.out_addr.eq(self.out_count),
                      self.cycles_addr.eq(self.completed), self.cycles_data.eq(cycle)]
+        m.d.comb += self.mem_addr.eq(self.mem_count)
         with m.If(o_valid):
             m.d.sync += self.out_count.eq(self.out_count + 1)
+        with m.If(self.mem_en):
+            m.d.sync += self.mem_count.eq(self.mem_count + 1)
 
         def time_out():
             m.d.sync += [self.finished.eq(1), self.timed_out.eq(1)]
@@ -102,7 +113,7 @@ class StimulusHarness(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.go):
                     m.d.sync += [position.eq(0), self.completed.eq(0), self.out_count.eq(0), cycle.eq(0),
-                                 self.finished.eq(0), self.timed_out.eq(0)]
+                                 self.mem_count.eq(0), self.finished.eq(0), self.timed_out.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += w_valid.eq(~self.loaded & (image_position < self.image_words))

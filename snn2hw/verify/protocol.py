@@ -1,7 +1,8 @@
 """The host side of the accelerator's handshake, shared by every testbench (Amaranth simulator, cocotb).
 
 A testbench supplies a :class:`Pins` adapter; :func:`run_inference` pulses ``start``, streams one
-sample's input events, collects the output events and counts cycles from ``start`` to ``done``.
+sample's input events, collects the output events (and the membrane readout's beats, where the pins have
+them) and counts cycles from ``start`` to ``done``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Protocol
 import numpy as np
 
 from ..hw.events import EventFormat
+from ..hw.membrane_readout import MembraneFormat
 
 __all__ = ["Pins", "encode_inputs", "decode_outputs", "run_inference", "InferenceResult"]
 
 
 class Pins(Protocol):
     """Access to the top's ports. ``drive`` sets an input; ``sample`` returns the settled outputs of the
-    current cycle as a dict with ``i_ready``, ``o_valid``, ``o_payload``, ``done``; ``tick`` advances
-    one clock cycle."""
+    current cycle as a dict with ``i_ready``, ``o_valid``, ``o_payload``, ``done`` and, for a membrane
+    readout, ``m_valid``, ``m_payload``; ``tick`` advances one clock cycle."""
 
     def drive(self, port: str, value: int) -> None: ...
 
@@ -63,16 +65,21 @@ def decode_outputs(beats: list[int], steps: int, n_out: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class InferenceResult:
-    """One inference: the output ``raster`` uint8 [T, n_out] and the ``cycles`` from start to done."""
+    """One inference: the output ``raster`` uint8 [T, n_out], the ``cycles`` from start to done and, where
+    read out, the last layer's ``membranes`` int64 [T, n_out]."""
 
     raster: np.ndarray
     cycles: int
+    membranes: np.ndarray | None = None
 
 
-async def run_inference(pins: Pins, spikes: np.ndarray, n_out: int, max_cycles: int) -> InferenceResult:
-    """Drive one inference of 0/1 ``spikes`` [T, n_in]; raise TimeoutError if ``done`` never rises."""
+async def run_inference(pins: Pins, spikes: np.ndarray, n_out: int, max_cycles: int,
+                        membranes: MembraneFormat | None = None) -> InferenceResult:
+    """Drive one inference of 0/1 ``spikes`` [T, n_in]; raise TimeoutError if ``done`` never rises. With
+    ``membranes`` the membrane readout's beats are decoded too (ValueError if there are not T * groups)."""
     beats = encode_inputs(spikes)
     outputs: list[int] = []
+    membrane_beats: list[int] = []
     pins.drive("o_ready", 1)
     pins.drive("i_valid", 0)
     pins.drive("start", 1)
@@ -86,9 +93,13 @@ async def run_inference(pins: Pins, spikes: np.ndarray, n_out: int, max_cycles: 
         else:
             pins.drive("i_valid", 0)
         seen = await pins.sample()
+        if membranes is not None and seen["m_valid"]:
+            membrane_beats.append(seen["m_payload"])
         if seen["done"]:
             await pins.tick()
-            return InferenceResult(decode_outputs(outputs, spikes.shape[0], n_out), cycle)
+            steps = spikes.shape[0]
+            return InferenceResult(decode_outputs(outputs, steps, n_out), cycle,
+                                   None if membranes is None else membranes.decode(membrane_beats, steps))
         if position < len(beats) and seen["i_ready"]:
             position += 1
         if seen["o_valid"]:

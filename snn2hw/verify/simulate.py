@@ -11,7 +11,7 @@ import numpy as np
 from .. import golden
 from ..backends.cycle_model import batch_cycles, inference_cycles
 from ..backends.design import CompiledDesign
-from ..hw.accelerator import spram_image
+from ..hw.accelerator import membrane_format, spram_image
 from ..errors import VerificationError
 from .verilator import DRIVERS, RtlSimulator
 
@@ -22,9 +22,11 @@ ENGINES = ("rtl", "golden")
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """Output spikes uint8 [B, T, n_out] and cycles per inference (measured for rtl, modelled for golden)."""
+    """Output spikes uint8 [B, T, n_out], the last layer's membranes int64 [B, T, n_out] (the membrane
+    readout, for rtl) and cycles per inference (measured for rtl, modelled for golden)."""
 
     outputs: np.ndarray
+    membranes: np.ndarray
     cycles: list[int]
     engine: str
 
@@ -40,9 +42,9 @@ def rtl_simulator(design: CompiledDesign, waves: bool = False, build: bool = Tru
                   driver: str = "program") -> RtlSimulator:
     """The design's Verilator simulator for ``driver`` (see :data:`~snn2hw.verify.verilator.DRIVERS`),
     cached in ``OUTDIR/.sim``; with ``build=False`` an uncached one is not built (check ``.built``)."""
-    return RtlSimulator(design.verilog_path, design.network.n_in, design.network.n_out, design.path / ".sim",
-                        waves=waves, build=build, image=spram_image(design.network, design.mappings),
-                        driver=driver)
+    network, mappings = design.network, design.mappings
+    return RtlSimulator(design.verilog_path, network.n_in, membrane_format(network, mappings), design.path / ".sim",
+                        waves=waves, build=build, image=spram_image(network, mappings), driver=driver)
 
 
 def cached_rtl_simulator(design: CompiledDesign) -> RtlSimulator | None:
@@ -61,12 +63,13 @@ def simulate_design(design: CompiledDesign, inputs: np.ndarray, engine: str = "r
     batch = golden.as_batch(inputs, design.network.n_in)
     if engine == "golden":
         trace = golden.run(design.network, batch)
-        return SimulationResult(trace.output, batch_cycles(design.network, design.mappings, batch, trace), engine)
+        return SimulationResult(trace.output, trace.membranes[-1],
+                                batch_cycles(design.network, design.mappings, batch, trace), engine)
     if engine != "rtl":
         raise VerificationError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     simulator = rtl_simulator(design, waves=vcd_path is not None)
     results, error = simulator.run(batch, design.network.n_out, cycle_budget(design, batch.shape[1]), vcd_path)
     if error:
         raise VerificationError(f"RTL simulation failed at {error}")
-    return SimulationResult(np.stack([r.raster for r in results]).astype(np.uint8), [r.cycles for r in results],
-                            engine)
+    return SimulationResult(np.stack([r.raster for r in results]).astype(np.uint8),
+                            np.stack([r.membranes for r in results]), [r.cycles for r in results], engine)

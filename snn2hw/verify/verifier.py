@@ -1,5 +1,6 @@
 """``snn2hw verify``: drive the Verilog on disk with random and edge-case stimuli and compare every output
-spike with the golden model (exact equality). On a mismatch, report the first divergence and keep a VCD.
+spike and every membrane of the last layer (the membrane readout) with the golden model (exact equality). On a
+mismatch, report the first divergence and keep a VCD.
 
 The RTL runs in Verilator under cocotb (:data:`VERIFY_DRIVER`: the simulation top and harness of
 :mod:`snn2hw.verify.verilator`, clocked by the cocotb test :mod:`snn2hw.verify.cocotb_sim_tb` through
@@ -52,22 +53,28 @@ def make_stimuli(n_in: int, timesteps: int, samples: int, seed: int) -> tuple[np
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first output spike where RTL and golden model differ."""
+    """The first output where RTL and golden model differ: ``quantity`` "spike" (``expected`` and ``got`` are
+    spikes) or "membrane" (the spikes agree there; ``expected`` and ``got`` are membranes)."""
 
     sample: int
     stimulus: str
     layer: str
     neuron: int
     timestep: int
+    quantity: str
     expected: int
     got: int
     membrane: int
     membrane_before: int
 
     def describe(self) -> str:
-        return (f"first divergence: sample {self.sample} ({self.stimulus}), layer {self.layer!r}, "
-                f"neuron {self.neuron}, timestep {self.timestep}: expected spike {self.expected}, got "
-                f"{self.got} (golden membrane {self.membrane}, was {self.membrane_before} at t-1)")
+        where = (f"first divergence: sample {self.sample} ({self.stimulus}), layer {self.layer!r}, "
+                 f"neuron {self.neuron}, timestep {self.timestep}: ")
+        if self.quantity == "membrane":
+            return (f"{where}expected membrane {self.expected}, got {self.got} (the spikes agree; golden "
+                    f"membrane was {self.membrane_before} at t-1)")
+        return (f"{where}expected spike {self.expected}, got {self.got} (golden membrane {self.membrane}, was "
+                f"{self.membrane_before} at t-1)")
 
 
 @dataclass
@@ -85,17 +92,22 @@ class VerifyOutcome:
         return self.divergence is None and not self.error and self.matched == self.samples
 
 
-def first_divergence(expected: np.ndarray, got: np.ndarray, trace: golden.Trace, layer: str,
+def first_divergence(trace: golden.Trace, got: np.ndarray, got_membranes: np.ndarray, layer: str,
                      names: list[str]) -> Divergence | None:
-    """Locate the first (sample, timestep, neuron) where the rasters differ, in that order."""
-    where = np.argwhere(expected != got)
+    """Locate the first (sample, timestep, neuron), in that order, where the RTL's output spikes ``got`` or
+    last-layer membranes ``got_membranes`` ([S, T, n_out], the first S samples) differ from ``trace``'s."""
+    done = len(got)
+    expected, membranes = trace.output[:done], trace.membranes[-1][:done]
+    spike_differs = expected != got
+    where = np.argwhere(spike_differs | (membranes != got_membranes))
     if where.size == 0:
         return None
-    sample, step, neuron = (int(i) for i in where[0])
-    membranes = trace.membranes[-1]
+    at = sample, step, neuron = tuple(int(i) for i in where[0])
+    spike = bool(spike_differs[at])
     return Divergence(sample=sample, stimulus=names[sample], layer=layer, neuron=neuron, timestep=step,
-                      expected=int(expected[sample, step, neuron]), got=int(got[sample, step, neuron]),
-                      membrane=int(membranes[sample, step, neuron]),
+                      quantity="spike" if spike else "membrane",
+                      expected=int(expected[at] if spike else membranes[at]),
+                      got=int(got[at] if spike else got_membranes[at]), membrane=int(membranes[at]),
                       membrane_before=int(membranes[sample, step - 1, neuron]) if step else 0)
 
 
@@ -120,12 +132,11 @@ def verify_design(design: CompiledDesign, samples: int, seed: int, keep_vcd: boo
     budget = cycle_budget(design, design.timesteps)
     results, error = rtl_simulator(design, driver=VERIFY_DRIVER).run(spikes, design.network.n_out, budget)
     outcome.rtl_cycles = [result.cycles for result in results]
-    got = np.zeros_like(trace.output)
-    for index, result in enumerate(results):
-        got[index] = result.raster
     done = len(results)
-    outcome.divergence = first_divergence(trace.output[:done], got[:done], trace, design.network.layers[-1].name,
-                                          names)
+    shape = (0, *trace.output.shape[1:])
+    got = np.stack([result.raster for result in results]) if results else np.zeros(shape, np.uint8)
+    got_membranes = np.stack([result.membranes for result in results]) if results else np.zeros(shape, np.int64)
+    outcome.divergence = first_divergence(trace, got, got_membranes, design.network.layers[-1].name, names)
     if outcome.divergence is None and error:
         outcome.error = f"sample {done} ({names[done]}): {error.split(': ', 1)[-1]}" if done < samples else error
     bad_sample = outcome.divergence.sample if outcome.divergence else (done if outcome.error else None)

@@ -10,8 +10,8 @@ memories, file I/O, its own reset) with one of two drivers:
   :mod:`snn2hw.verify.cocotb_sim_tb`, whose clock is cocotb's ``Clock`` in C in the GPI (``verify``).
 
 Either way a run writes the input beats and the SPRAM weight image as hex files, starts the simulation with
-the same plusargs and reads back one results file: no Python runs per clock cycle or per memory word, and
-the per-sample cycle counts and rasters are the same. A batch larger than the harness memories runs as
+the same plusargs and reads back a results file and a membrane readout file: no Python runs per clock cycle
+or per memory word, and the per-sample cycle counts, rasters and membranes are the same. A batch larger than the harness memories runs as
 several invocations, each from reset (the weight image is loaded again; cycle counts are per sample and do
 not change).
 
@@ -38,6 +38,7 @@ import numpy as np
 from amaranth.back import verilog
 
 from ..errors import ToolError
+from ..hw.membrane_readout import MembraneFormat
 from .beats import decode_run, encode_batch, plan_chunks
 from .harness import CYCLE_BITS, HARNESS_NAME, IMAGE_WORD_BITS, HarnessCapacity, StimulusHarness, beat_width
 from .primitives import primitive_models
@@ -90,9 +91,10 @@ def verilator_environment() -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _harness_verilog(n_in: int, n_out: int, capacity: HarnessCapacity) -> str:
+def _harness_verilog(n_in: int, n_out: int, membrane_width: int, capacity: HarnessCapacity) -> str:
     """The harness's Verilog (converted once per process for each shape: Amaranth takes a while)."""
-    return verilog.convert(StimulusHarness(n_in, n_out, capacity), name=HARNESS_NAME, emit_src=False)
+    return verilog.convert(StimulusHarness(n_in, n_out, membrane_width, capacity), name=HARNESS_NAME,
+                           emit_src=False)
 
 
 def _write_hex(path: Path, words: np.ndarray) -> None:
@@ -102,11 +104,12 @@ def _write_hex(path: Path, words: np.ndarray) -> None:
 class RtlSimulator:
     """A Verilator build of one Verilog file in the simulation top, for ``driver`` (one of
     :data:`DRIVERS`); :meth:`run` simulates batches of input spikes on it, first loading ``image`` (the
-    design's SPRAM weight words, see :func:`snn2hw.hw.accelerator.spram_image`)."""
+    design's SPRAM weight words, see :func:`snn2hw.hw.accelerator.spram_image`). ``membranes`` is the
+    packing of the accelerator's membrane readout (:func:`snn2hw.hw.accelerator.membrane_format`)."""
 
-    def __init__(self, verilog_path: Path, n_in: int, n_out: int, cache_dir: Path, waves: bool = False,
-                 capacity: HarnessCapacity = HarnessCapacity(), build: bool = True, image: list[int] = (),
-                 driver: str = "program"):
+    def __init__(self, verilog_path: Path, n_in: int, membranes: MembraneFormat, cache_dir: Path,
+                 waves: bool = False, capacity: HarnessCapacity = HarnessCapacity(), build: bool = True,
+                 image: list[int] = (), driver: str = "program"):
         if driver not in DRIVERS:
             raise ToolError(f"unknown simulation driver {driver!r}; choose from {', '.join(DRIVERS)}")
         self.verilog_path = Path(verilog_path)
@@ -115,12 +118,14 @@ class RtlSimulator:
             raise ToolError(f"the SPRAM weight image has {len(image)} words, the simulation harness holds "
                             f"{capacity.image_words}")
         self.image = list(image)
+        self.membranes = membranes
         self.waves = waves
         self.driver = driver
         design = self.verilog_path.read_bytes()
         models = primitive_models(design.decode(errors="replace"))
         # name in the build directory -> text; the design's bytes are the ones hashed
-        self._sources = {f"{HARNESS_NAME}.v": _harness_verilog(n_in, n_out, capacity).encode(),
+        self._sources = {f"{HARNESS_NAME}.v": _harness_verilog(n_in, membranes.n_out, membranes.width,
+                                                                capacity).encode(),
                          f"{SIM_TOP}.sv": template(f"{SIM_TOP}.sv"), DESIGN_FILE: design}
         if driver == "program":
             self._sources[SIM_MAIN] = template(SIM_MAIN)
@@ -128,10 +133,11 @@ class RtlSimulator:
             self._sources[f"{COCOTB_TOP}.sv"] = template(f"{COCOTB_TOP}.sv")
         if models:
             self._sources["primitives.v"] = models.encode()
-        self._parameters = {"IN_WIDTH": beat_width(n_in), "OUT_WIDTH": beat_width(n_out),
+        self._parameters = {"IN_WIDTH": beat_width(n_in), "OUT_WIDTH": beat_width(membranes.n_out),
                             "IN_DEPTH": capacity.in_beats, "OUT_DEPTH": capacity.out_beats,
                             "SAMPLE_DEPTH": capacity.samples, "IMAGE_DEPTH": capacity.image_words,
-                            "IMAGE_WIDTH": IMAGE_WORD_BITS, "CYCLE_BITS": CYCLE_BITS}
+                            "IMAGE_WIDTH": IMAGE_WORD_BITS, "CYCLE_BITS": CYCLE_BITS,
+                            "MEM_WIDTH": membranes.width, "MEM_DEPTH": capacity.membrane_beats}
         digest = hashlib.sha256(repr((driver, waves, self._verilator_args())).encode())
         for name, text in self._sources.items():
             digest.update(name.encode() + hashlib.sha256(text).digest())
@@ -190,7 +196,8 @@ class RtlSimulator:
     def run(self, spikes: np.ndarray, n_out: int, max_cycles: int, vcd_path: Path | None = None,
             ) -> tuple[list[InferenceResult], str]:
         """Simulate uint8 ``spikes`` [B, T, n_in] (after loading the SPRAM weight image); return the finished
-        samples' results and an error message ('' when every sample finished). With ``vcd_path`` (needs
+        samples' results (membranes included) and an error message ('' when every sample finished). With
+        ``vcd_path`` (needs
         ``waves=True``) keep the waveform of the first harness run (all samples, unless the batch needs
         several)."""
         if vcd_path is not None and not self.waves:
@@ -204,11 +211,12 @@ class RtlSimulator:
         with tempfile.TemporaryDirectory(prefix="snn2hw-sim-") as tmp:
             tmp = Path(tmp)
             arguments = [f"+max_cycles={max_cycles}", f"+in_beats={tmp / 'in_beats.hex'}",
-                         f"+results={tmp / 'results.txt'}"]
+                         f"+results={tmp / 'results.txt'}", f"+membranes={tmp / 'membranes.txt'}"]
             if self.image:
                 _write_hex(tmp / "image.hex", self.image)
                 arguments += [f"+image={tmp / 'image.hex'}", f"+image_words={len(self.image)}"]
-            for number, chunk in enumerate(plan_chunks(counts, steps * (n_out + 1), self.capacity)):
+            chunks = plan_chunks(counts, steps * (n_out + 1), self.capacity, steps * self.membranes.groups)
+            for number, chunk in enumerate(chunks):
                 _write_hex(tmp / "in_beats.hex", beats[offsets[chunk.start]:offsets[chunk.stop]])
                 waves = [f"+vcd={Path(vcd_path).resolve()}"] if vcd_path is not None and number == 0 else []
                 finished, error = self._run_chunk(tmp, arguments + waves + [f"+samples={len(chunk)}"], chunk.start,
@@ -222,21 +230,36 @@ class RtlSimulator:
                    ) -> tuple[list[InferenceResult], str]:
         """One harness run of the samples from number ``first`` on: the results of those that finished and
         the error that ended it ('' if none)."""
-        (tmp / "results.txt").unlink(missing_ok=True)
+        for name in ("results.txt", "membranes.txt"):
+            (tmp / name).unlink(missing_ok=True)
         status, output = (self._run_program if self.driver == "program" else self._run_cocotb)(tmp, arguments)
-        if status != 0 or not (tmp / "results.txt").exists():
+        if status != 0 or not (tmp / "results.txt").exists() or not (tmp / "membranes.txt").exists():
             tail = "\n".join(output.splitlines()[-20:])
             raise ToolError(f"Verilator simulation of {self.verilog_path} failed (exit {status}):\n{tail}")
         numbers = np.array((tmp / "results.txt").read_text().split(), np.int64)
         completed, timed_out, loaded, out_count = (int(number) for number in numbers[:4])
         cycles = numbers[4:4 + completed].tolist()
         rasters, problem = decode_run(numbers[4 + completed:4 + completed + out_count], completed, steps, n_out)
-        finished = [InferenceResult(raster, count) for raster, count in zip(rasters, cycles)]
+        membranes, membrane_problem = self._read_membranes(tmp / "membranes.txt", len(rasters), steps)
+        rasters, problem = rasters[:len(membranes)], problem or membrane_problem
+        finished = [InferenceResult(raster, count, values) for raster, count, values in zip(rasters, cycles, membranes)]
         if not problem and timed_out and not loaded:
             problem = f"the SPRAM weight image load stalled (no word taken, loaded low) for {max_cycles} cycles"
         elif not problem and timed_out:
             problem = f"done did not rise within {max_cycles} cycles"
         return finished, f"sample {first + len(finished)}: {problem}" if problem else ""
+
+    def _read_membranes(self, path: Path, samples: int, steps: int) -> tuple[list[np.ndarray], str]:
+        """The int64 [T, n_out] membranes of the first ``samples`` samples in a run's membrane file (each sample
+        ``steps * groups`` beats): (membranes, problem), problem '' if every sample had its beats."""
+        count, *beats = path.read_text().split()
+        per_sample = steps * self.membranes.groups
+        if int(count) < samples * per_sample:
+            return [], (f"{count} membrane readout beats for {samples} samples of {steps} timesteps of "
+                        f"{self.membranes.groups} groups")
+        beats = [int(beat, 16) for beat in beats[:samples * per_sample]]
+        return [self.membranes.decode(beats[i * per_sample:(i + 1) * per_sample], steps)
+                for i in range(samples)], ""
 
     def _run_program(self, tmp: Path, arguments: list[str]) -> tuple[int, str]:
         """Run the standalone program in ``tmp``: (exit status, its output)."""
