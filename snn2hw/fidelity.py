@@ -94,7 +94,6 @@ def _snntorch_neuron(layer):
     ``RSynaptic``) and a step function (current, state) -> (spikes, state), with the number of state tensors
     (all zero at the start)."""
     import snntorch
-    import torch
 
     common = {"beta": _leaky_param(layer.beta), "threshold": _leaky_param(layer.threshold),
               "reset_mechanism": layer.reset.value}
