@@ -1,7 +1,8 @@
 """Fidelity of a compiled integer network to the float model it came from, as snnTorch computes it.
 
 **Reference.** The source network run in snnTorch when it is installed: per layer an ``nn.Linear`` holding
-the imported float W and b and an ``snn.Leaky(beta, threshold, reset_mechanism)`` with snnTorch's default
+the imported float W and b and the layer's neuron, ``snn.Leaky(beta, threshold, reset_mechanism)`` or
+``snn.Synaptic`` (+ alpha), ``snn.RLeaky`` (+ V) or ``snn.RSynaptic`` (+ alpha and V), with snnTorch's default
 ``reset_delay=True`` (what the importers assume), float32 on the CPU, membranes zero at the start of every
 sample. Without snnTorch, :func:`snn2hw.golden.run_float` (the same equations in numpy float64).
 
@@ -96,33 +97,29 @@ def _leaky_param(value):
 
 
 def _snntorch_neuron(layer):
-    """The snnTorch neuron of ``layer`` and a step function (neuron, current, state) -> (spikes, state), where
-    state is the tuple of the neuron's state tensors (all zero at the start)."""
+    """The snnTorch neuron of ``layer`` (``Leaky``, ``Synaptic``, ``RLeaky`` or, with alpha and a recurrence,
+    ``RSynaptic``) and a step function (current, state) -> (spikes, state), with the number of state tensors
+    (all zero at the start)."""
     import snntorch
-    import torch
 
     common = {"beta": _leaky_param(layer.beta), "threshold": _leaky_param(layer.threshold),
               "reset_mechanism": layer.reset.value}
-    if getattr(layer, "alpha", None) is not None:
-        neuron = snntorch.Synaptic(alpha=_leaky_param(layer.alpha), **common)
+    synaptic = getattr(layer, "alpha", None) is not None
+    if synaptic:
+        common["alpha"] = _leaky_param(layer.alpha)
+    if layer.recurrent is not None:
+        neuron = _recurrent_neuron(snntorch.RSynaptic if synaptic else snntorch.RLeaky, layer, common)
+
+        def step(cur, state):
+            spk, *new = neuron(cur, *state)
+            return spk, (spk, *new)
+        return step, 3 if synaptic else 2
+    if synaptic:
+        neuron = snntorch.Synaptic(**common)
 
         def step(cur, state):
             spk, syn, mem = neuron(cur, *state)
             return spk, (syn, mem)
-        return step, 2
-    if layer.recurrent is not None:
-        v = np.asarray(layer.recurrent, np.float32)
-        if v.ndim == 2:
-            neuron = snntorch.RLeaky(all_to_all=True, linear_features=layer.n_out, **common)
-            with torch.no_grad():
-                neuron.recurrent.weight.copy_(torch.from_numpy(v))
-                neuron.recurrent.bias.zero_()
-        else:
-            neuron = snntorch.RLeaky(all_to_all=False, V=torch.from_numpy(v), **common)
-
-        def step(cur, state):
-            spk, mem = neuron(cur, *state)
-            return spk, (spk, mem)
         return step, 2
     neuron = snntorch.Leaky(**common)
 
@@ -132,11 +129,26 @@ def _snntorch_neuron(layer):
     return step, 1
 
 
+def _recurrent_neuron(cls, layer, common: dict):
+    """An ``RLeaky`` or ``RSynaptic`` holding ``layer``'s V: dense (a bias-free ``linear_features`` recurrence)
+    or one-to-one."""
+    import torch
+
+    v = np.asarray(layer.recurrent, np.float32)
+    if v.ndim == 1:
+        return cls(all_to_all=False, V=torch.from_numpy(v), **common)
+    neuron = cls(all_to_all=True, linear_features=layer.n_out, **common)
+    with torch.no_grad():
+        neuron.recurrent.weight.copy_(torch.from_numpy(v))
+        neuron.recurrent.bias.zero_()
+    return neuron
+
+
 def snntorch_runner(network: SourceNetwork | Network, membranes: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
     [B, T, n_out] (with ``membranes``: the last layer's float32 membranes [B, T, n_out] instead). Works on any
     chain of layers with ``weight``, ``bias``, ``beta``, ``threshold``, ``reset``, ``alpha`` (Synaptic) and
-    ``recurrent`` (RLeaky): the float source network or an integer network."""
+    ``recurrent`` (RLeaky; both: RSynaptic): the float source network or an integer network."""
     import torch
 
     layers = []

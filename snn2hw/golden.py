@@ -129,8 +129,8 @@ def run(network: Network, inputs: np.ndarray) -> Trace:
 
 
 def run_float(network: SourceNetwork, inputs: np.ndarray) -> Trace:
-    """Run the float source model with snnTorch semantics (``Leaky``, ``RLeaky``, ``Synaptic``, all with
-    reset_delay=True), no saturation.
+    """Run the float source model with snnTorch semantics (``Leaky``, ``RLeaky``, ``Synaptic``, ``RSynaptic``,
+    all with reset_delay=True), no saturation.
 
     This is the reference for quantization fidelity, not for bit-exactness.
     """

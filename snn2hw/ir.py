@@ -6,24 +6,27 @@ Two levels:
 * :class:`Network` holds the compiled integer network whose semantics :mod:`snn2hw.golden` defines.
 
 Both are sequences of dense layers, each a fully connected synapse ``I = W x + b`` followed by a leaky
-integrate-and-fire neuron: snnTorch's ``Leaky``, ``RLeaky`` (recurrent) or ``Synaptic`` (a second, synaptic
-current state), all with ``reset_delay=True``. Convolutions and pooling are lowered to dense layers on import
-(:mod:`snn2hw.importers.spatial`). Integer semantics, per layer, with v, syn and s zero at t = -1 (every inference
-starts from cleared state), clamp(x) = min(max(x, -2^(B-1)), 2^(B-1) - 1) and decay(q, x) = floor(q * x / 2^F)::
+integrate-and-fire neuron: snnTorch's ``Leaky``, ``RLeaky`` (recurrent), ``Synaptic`` (a second, synaptic
+current state) or ``RSynaptic`` (both), all with ``reset_delay=True``. Convolutions and pooling are lowered to
+dense layers on import (:mod:`snn2hw.importers.spatial`). Integer semantics, per layer, with v, syn and s zero
+at t = -1 (every inference starts from cleared state), clamp(x) = min(max(x, -2^(B-1)), 2^(B-1) - 1) and
+decay(q, x) = floor(q * x / 2^F)::
 
     I[t] = W x[t] + b  [+ V s[t-1]: recurrent, V dense [n_out, n_out] or one-to-one (V[i] s[t-1][i])]
     J[t] = I[t]                                    (Leaky, RLeaky)
-    J[t] = syn[t] = clamp(decay(alpha_q, syn[t-1]) + I[t])           (Synaptic; syn is never reset)
+    J[t] = syn[t] = clamp(decay(alpha_q, syn[t-1]) + I[t])           (Synaptic, RSynaptic; syn is never reset)
     subtract: v[t] = clamp(decay(beta_q, v[t-1]) + J[t] - s[t-1] * theta)
     none:     v[t] = clamp(decay(beta_q, v[t-1]) + J[t])
     zero, Leaky:             v[t] = clamp(decay(beta_q, (1 - s[t-1]) * v[t-1]) + J[t])
-    zero, RLeaky / Synaptic: v[t] = (1 - s[t-1]) * clamp(decay(beta_q, v[t-1]) + J[t])
+    zero, RLeaky / Synaptic / RSynaptic: v[t] = (1 - s[t-1]) * clamp(decay(beta_q, v[t-1]) + J[t])
     s[t] = 1 if v[t] > theta else 0
 
-(snnTorch's zero reset clears only the old membrane in ``Leaky`` but the whole new one in ``RLeaky`` and
-``Synaptic``; :attr:`Layer.clears_whole_membrane`.) alpha, beta and theta are either one value for the whole
-layer or one per neuron (a 1-D array of n_out values, as snnTorch takes tensors); every equation above then holds
-per neuron i. A per-neuron array whose values are all equal is stored as that one scalar.
+(snnTorch's zero reset clears only the old membrane in ``Leaky`` but the whole new one in ``RLeaky``,
+``Synaptic`` and ``RSynaptic``; :attr:`Layer.clears_whole_membrane`. In ``RSynaptic`` V s[t-1] is part of I[t],
+so it enters the synaptic current and decays with it, as snnTorch's ``alpha syn + input + recurrent(spk)``.)
+alpha, beta and theta are either one value for the whole layer or one per neuron (a 1-D array of n_out values,
+as snnTorch takes tensors); every equation above then holds per neuron i. A per-neuron array whose values are
+all equal is stored as that one scalar.
 
 A *readout* layer (:attr:`SourceLayer.readout`, NIR's LI: a leaky integrator that never fires) is the last layer
 of a source model with theta = +inf and no reset; it compiles to theta = 2^(B-1) - 1, the state maximum, which
@@ -115,10 +118,10 @@ class SourceLayer(_Dense):
     """A dense layer plus LIF neuron, as imported, in float (snnTorch semantics).
 
     ``weight`` is [n_out, n_in] like ``nn.Linear.weight``; ``bias`` is [n_out] (zeros when absent);
-    ``beta``, ``threshold`` and ``alpha`` (Synaptic only, else None) are each a float or a float64 array of
-    n_out per-neuron values; ``recurrent`` is RLeaky's V ([n_out] one-to-one or [n_out, n_out] dense, like
-    ``nn.Linear.weight``) or None. ``fixed`` marks an exact integer layer that quantization keeps as given in a
-    float model too (the OR layer of max pooling on spikes). ``readout`` marks a non-spiking output layer (see the
+    ``beta``, ``threshold`` and ``alpha`` (Synaptic and RSynaptic only, else None) are each a float or a float64
+    array of n_out per-neuron values; ``recurrent`` is RLeaky's or RSynaptic's V ([n_out] one-to-one or
+    [n_out, n_out] dense, like ``nn.Linear.weight``) or None. ``fixed`` marks an exact integer layer that
+    quantization keeps as given in a float model too (the OR layer of max pooling on spikes). ``readout`` marks a non-spiking output layer (see the
     module docstring): its threshold is set to +inf and its reset to none, whatever was given.
     """
 
@@ -185,7 +188,7 @@ class Layer(_Dense):
     """A compiled integer layer; see the module docstring for its exact semantics.
 
     ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
-    ``threshold`` the integer theta > 0, ``alpha_q`` (Synaptic) like ``beta_q`` or None; each is an int or an
+    ``threshold`` the integer theta > 0, ``alpha_q`` (Synaptic, RSynaptic) like ``beta_q`` or None; each is an int or an
     int64 array of n_out per-neuron values (:attr:`per_neuron` says whether any is). ``recurrent`` is the
     integer V (int64 [n_out] or [n_out, n_out]) or None.
     """
@@ -245,7 +248,7 @@ class Layer(_Dense):
 
     @property
     def synaptic(self) -> bool:
-        """Whether the neuron has a synaptic-current state (snnTorch ``Synaptic``)."""
+        """Whether the neuron has a synaptic-current state (snnTorch ``Synaptic`` or ``RSynaptic``)."""
         return self.alpha_q is not None
 
     @property
@@ -257,14 +260,16 @@ class Layer(_Dense):
 
     @property
     def neuron(self) -> str:
-        """The snnTorch neuron this layer computes: "Leaky", "Synaptic", "RLeaky one-to-one" or "RLeaky dense"."""
-        if self.synaptic:
-            return "Synaptic" + (f" + {self.recurrence} V" if self.recurrence else "")
-        return f"RLeaky {self.recurrence.replace('_', '-')}" if self.recurrence else "Leaky"
+        """The snnTorch neuron this layer computes: "Leaky", "Synaptic", "RLeaky one-to-one", "RLeaky dense",
+        "RSynaptic one-to-one" or "RSynaptic dense"."""
+        if not self.recurrence:
+            return "Synaptic" if self.synaptic else "Leaky"
+        return f"{'RSynaptic' if self.synaptic else 'RLeaky'} {self.recurrence.replace('_', '-')}"
 
     @property
     def clears_whole_membrane(self) -> bool:
-        """Whether the zero reset clears the whole new membrane (RLeaky, Synaptic), not just the old one."""
+        """Whether the zero reset clears the whole new membrane (RLeaky, Synaptic, RSynaptic), not just the old
+        one."""
         return self.reset is Reset.ZERO and (self.synaptic or self.recurrent is not None)
 
     @property
@@ -331,7 +336,8 @@ def json_value(value: float | int | np.ndarray) -> float | int | list:
 
 
 def _recurrent(values, n_out: int, dtype, layer: str) -> np.ndarray | None:
-    """RLeaky's V as a frozen ``dtype`` array: [n_out] (one-to-one) or [n_out, n_out] (dense), or None."""
+    """RLeaky's or RSynaptic's V as a frozen ``dtype`` array: [n_out] (one-to-one) or [n_out, n_out] (dense),
+    or None."""
     if values is None:
         return None
     array = np.asarray(values)

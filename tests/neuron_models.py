@@ -1,10 +1,10 @@
-"""snnTorch networks mixing Leaky, Synaptic and RLeaky neurons, the snnTorch run they are checked against, and the
-contract reference evaluated on their own parameters.
+"""snnTorch networks mixing Leaky, Synaptic, RLeaky and RSynaptic neurons, the snnTorch run they are checked
+against, and the contract reference evaluated on their own parameters.
 
 :class:`MixedStepNet` is one timestep of ``fc1 -> lif1 -> fc2 -> lif2 ...`` whose states are explicit inputs and
 outputs in snnTorch's argument order: ``forward(x, *states) -> (spk, *new_states)`` with per layer ``(mem,)``
-(Leaky), ``(syn, mem)`` (Synaptic) or ``(spk, mem)`` (RLeaky). The last layer's new spikes are the first output
-only (an RLeaky's spike state is not output twice).
+(Leaky), ``(syn, mem)`` (Synaptic), ``(spk, mem)`` (RLeaky) or ``(spk, syn, mem)`` (RSynaptic). The last layer's
+new spikes are the first output only (a recurrent neuron's spike state is not output twice).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ __all__ = ["Neuron", "MixedStepNet", "run_snntorch", "export_mixed", "sequential
 
 @dataclass(frozen=True)
 class Neuron:
-    """One layer's neuron: kind "leaky", "synaptic", "dense" (RLeaky all_to_all) or "one_to_one" (RLeaky V)."""
+    """One layer's neuron: kind "leaky", "synaptic", "dense" (RLeaky all_to_all), "one_to_one" (RLeaky V),
+    "synaptic_dense" or "synaptic_one_to_one" (RSynaptic all_to_all or V)."""
 
     kind: str
     beta: object = 0.75
@@ -46,11 +47,29 @@ class Neuron:
             return snn.RLeaky(linear_features=n_out, **common)
         if self.kind == "one_to_one":
             return snn.RLeaky(all_to_all=False, V=self.V, **common)
+        if self.kind == "synaptic_dense":
+            return snn.RSynaptic(alpha=self.alpha, linear_features=n_out, **common)
+        if self.kind == "synaptic_one_to_one":
+            return snn.RSynaptic(alpha=self.alpha, all_to_all=False, V=self.V, **common)
         raise ValueError(self.kind)
 
     @property
+    def synaptic(self) -> bool:
+        return self.kind.startswith("synaptic")
+
+    @property
+    def recurrence(self) -> str | None:
+        """None, "dense" or "one_to_one"."""
+        return next((form for form in ("dense", "one_to_one") if self.kind.endswith(form)), None)
+
+    @property
+    def roles(self) -> list[str]:
+        """The neuron's state arguments, in snnTorch's order."""
+        return ["spk"] * bool(self.recurrence) + ["syn"] * self.synaptic + ["mem"]
+
+    @property
     def n_states(self) -> int:
-        return 1 if self.kind == "leaky" else 2
+        return len(self.roles)
 
 
 class MixedStepNet(nn.Module):
@@ -60,7 +79,7 @@ class MixedStepNet(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         for i, (n_in, n_out, neuron) in enumerate(zip(sizes, sizes[1:], neurons), start=1):
             fc, lif = nn.Linear(n_in, n_out), neuron.module(n_out)
-            linears = [fc, lif.recurrent] if neuron.kind == "dense" else [fc]
+            linears = [fc, lif.recurrent] if neuron.recurrence == "dense" else [fc]
             with torch.no_grad():
                 for param in (param for linear in linears for param in linear.parameters()):
                     param.copy_(_random(param.shape, generator, integer_weights))
@@ -73,7 +92,7 @@ class MixedStepNet(nn.Module):
             lif, current = getattr(self, f"lif{i}"), getattr(self, f"fc{i}")(x)
             taken, states = states[:neuron.n_states], states[neuron.n_states:]
             x, *updated = lif(current, *taken)
-            if neuron.kind in ("dense", "one_to_one"):
+            if neuron.recurrence:
                 updated = [x, *updated] if i < len(self.neurons) else updated
             new += updated
         return (x, *new)
@@ -82,10 +101,9 @@ class MixedStepNet(nn.Module):
         return [torch.zeros(1, n) for n, neuron in zip(self.sizes[1:], self.neurons) for _ in range(neuron.n_states)]
 
     def state_names(self) -> tuple[list[str], list[str]]:
-        roles = {"leaky": ["mem"], "synaptic": ["syn", "mem"], "dense": ["spk", "mem"], "one_to_one": ["spk", "mem"]}
-        inputs = [f"{role}{i}" for i, n in enumerate(self.neurons, 1) for role in roles[n.kind]]
+        inputs = [f"{role}{i}" for i, n in enumerate(self.neurons, 1) for role in n.roles]
         outputs = [name + "_out" for name in inputs]
-        if self.neurons[-1].kind in ("dense", "one_to_one"):
+        if self.neurons[-1].recurrence:
             outputs.remove(f"spk{len(self.neurons)}_out")
         return ["x", *inputs], ["spk", *outputs]
 
@@ -99,12 +117,12 @@ def _random(shape, generator, integer_weights: bool) -> torch.Tensor:
 def run_snntorch(net: MixedStepNet, spikes: np.ndarray) -> np.ndarray:
     """snnTorch's own output spikes [T, n_out] for 0/1 ``spikes`` [T, n_in], one timestep at a time."""
     states, out = net.zero_states(), []
-    last_rleaky = net.neurons[-1].kind in ("dense", "one_to_one")
+    last = net.neurons[-1]
     with torch.no_grad():
         for row in spikes:
             spk, *states = net(torch.tensor(row[None], dtype=torch.float32), *states)
-            if last_rleaky:
-                states.insert(len(states) - 1, spk)
+            if last.recurrence:     # its spike state, before its other states
+                states.insert(len(states) - last.n_states + 1, spk)
             out.append(spk[0].numpy())
     return np.array(out).astype(np.uint8)
 
@@ -142,7 +160,7 @@ def _per_neuron(tensor, n: int, frac_bits: int | None = None) -> list[int]:
 
 def contract_outputs(net: MixedStepNet, state_bits: int, spikes: np.ndarray, frac_bits: int = 8) -> np.ndarray:
     """The README contract (tests/reference_lif.py) evaluated on ``net``'s own integer-valued parameters,
-    [B, T, n_out] for spikes [B, T, n_in]; a dense RLeaky's recurrent bias adds to the layer's bias."""
+    [B, T, n_out] for spikes [B, T, n_in]; a dense recurrence's bias adds to the layer's bias."""
     layers = []
     for i, (n, neuron) in enumerate(zip(net.sizes[1:], net.neurons), start=1):
         fc, lif = getattr(net, f"fc{i}"), getattr(net, f"lif{i}")
@@ -150,12 +168,12 @@ def contract_outputs(net: MixedStepNet, state_bits: int, spikes: np.ndarray, fra
         layer = {"weight": _per_neuron_rows(fc.weight), "bias": bias, "frac_bits": frac_bits,
                  "beta_q": _per_neuron(lif.beta.clamp(0, 1), n, frac_bits), "threshold": _per_neuron(lif.threshold, n),
                  "reset": neuron.reset}
-        if neuron.kind == "synaptic":
+        if neuron.synaptic:
             layer["alpha_q"] = _per_neuron(lif.alpha.clamp(0, 1), n, frac_bits)
-        if neuron.kind == "dense":
+        if neuron.recurrence == "dense":
             layer["recurrent"] = _per_neuron_rows(lif.recurrent.weight)
             layer["bias"] = [b + r for b, r in zip(bias, _per_neuron(lif.recurrent.bias, n))]
-        if neuron.kind == "one_to_one":
+        if neuron.recurrence == "one_to_one":
             layer["recurrent"] = _per_neuron(lif.V, n)
         layers.append(layer)
     return np.array([reference_run(layers, state_bits, sample) for sample in spikes], np.uint8)

@@ -8,14 +8,14 @@ from snn2hw.ir import Layer, Network, Reset
 BETAS_Q = [0, 1, 128, 200, 240, 255, 256]     # beta_q at frac_bits 8
 
 
-NEURON_KINDS = ("leaky", "synaptic", "one_to_one", "dense")
+NEURON_KINDS = ("leaky", "synaptic", "one_to_one", "dense", "synaptic_one_to_one", "synaptic_dense")
 
 
 def random_network(seed: int, sizes=None, state_bits=None, weight_range=8, bias=None, per_neuron=False,
                    kinds=("leaky",)) -> Network:
     """A random integer network; ``per_neuron``: every layer draws one beta_q and threshold per neuron;
     ``kinds``: each layer's neuron is drawn from these NEURON_KINDS (Leaky, Synaptic, RLeaky with one-to-one
-    or dense V)."""
+    or dense V, RSynaptic with one-to-one or dense V)."""
     rng = np.random.default_rng(seed)
     if sizes is None:
         sizes = [int(rng.integers(1, 12)) for _ in range(int(rng.integers(2, 5)))]
@@ -38,13 +38,14 @@ def _neuron_kind(rng, kinds, n_out: int, weight_range: int, per_neuron: bool) ->
     if tuple(kinds) == ("leaky",):
         return {}
     kind = kinds[int(rng.integers(0, len(kinds)))]
-    if kind == "synaptic":
-        return {"alpha_q": rng.choice(BETAS_Q, n_out) if per_neuron else int(rng.choice(BETAS_Q))}
-    if kind == "one_to_one":
-        return {"recurrent": rng.integers(-weight_range, weight_range + 1, n_out)}
-    if kind == "dense":
-        return {"recurrent": rng.integers(-weight_range, weight_range + 1, (n_out, n_out))}
-    return {}
+    params = {}
+    if kind.startswith("synaptic"):
+        params["alpha_q"] = rng.choice(BETAS_Q, n_out) if per_neuron else int(rng.choice(BETAS_Q))
+    if kind.endswith("one_to_one"):
+        params["recurrent"] = rng.integers(-weight_range, weight_range + 1, n_out)
+    if kind.endswith("dense"):
+        params["recurrent"] = rng.integers(-weight_range, weight_range + 1, (n_out, n_out))
+    return params
 
 
 def random_spikes(seed: int, samples: int, steps: int, n_in: int) -> np.ndarray:

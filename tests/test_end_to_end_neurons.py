@@ -1,4 +1,4 @@
-"""snnTorch Synaptic and RLeaky networks from model files through the CLI: ``compile --board ice40`` and
+"""snnTorch Synaptic, RLeaky and RSynaptic networks from model files through the CLI: ``compile --board ice40`` and
 ``simulate`` (Verilog in Verilator) give the spikes of the contract reference evaluated on the modules' own
 parameters, one test per neuron type and model format."""
 
@@ -32,6 +32,11 @@ CASES = {
                                               threshold=2.0, reset="zero"),
                                        Neuron("one_to_one", V=-1.0, beta=0.875, threshold=1.0, reset="none")],
                                       "legacy", 10, 4),
+    "rsynaptic-onnx-dynamo": ([Neuron("synaptic_dense", alpha=0.75, beta=0.5, threshold=2.0, reset="zero"),
+                               Neuron("synaptic_one_to_one", V=torch.tensor([2.0, -1.0, 1.0, -2.0]),
+                                      alpha=torch.tensor([0.5, 0.25, 1.0, 0.0]), beta=0.875,
+                                      threshold=torch.tensor([1.0, 2.0, 3.0, 1.0]), reset="subtract")],
+                              "dynamo", 10, 6),
 }
 
 

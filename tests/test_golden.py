@@ -48,6 +48,16 @@ def test_synaptic_zero_reset_clears_the_whole_new_membrane_but_not_the_current()
     assert trace.output[0, :, 0].tolist() == [0, 1, 0, 1]
 
 
+def test_rsynaptic_recurrence_enters_the_synaptic_current_and_decays_with_it():
+    # alpha 1, beta 0, theta 5, V = -2, reset none, one input spike of weight 6 at t = 0: the spike at t = 0
+    # adds V to syn at t = 1, where it stays (alpha 1): v 6, 4, 4, 4. (Added to the membrane, it would not
+    # stay: v 6, 4, 6, 4.)
+    layer = Layer("l", np.array([[6]]), np.array([0]), 0, 8, 5, Reset.NONE, alpha_q=256, recurrent=np.array([-2]))
+    trace = golden.run(Network((layer,), state_bits=16), np.array([[1], [0], [0], [0]], np.uint8))
+    assert trace.membranes[0][0, :, 0].tolist() == [6, 4, 4, 4]
+    assert trace.output[0, :, 0].tolist() == [1, 0, 0, 0]
+
+
 def test_one_to_one_recurrence_feeds_a_spike_back_next_step():
     # V = 3 on the neuron itself, reset none, beta 0: after the first spike the neuron sees 3 + its input
     layer = Layer("l", np.array([[5]]), np.array([0]), 0, 8, 6, Reset.NONE, recurrent=np.array([3]))
@@ -223,3 +233,50 @@ def test_float_model_and_golden_match_snntorch_synaptic_and_recurrent(seed):
     expected = golden.run(network, spikes).output
     assert np.array_equal(golden.run_float(source, spikes).output, expected)
     assert np.array_equal(snntorch_runner(source)(spikes), expected)
+
+
+def _snntorch_rsynaptic_run(weight, bias, alpha, beta, threshold, recurrent, reset, spikes):
+    """One float32 ``nn.Linear`` + ``snn.RSynaptic`` layer stepped by snnTorch itself over spikes [B, T, n_in];
+    ``recurrent`` [n] is a one-to-one V, [n, n] the dense ``linear_features`` recurrence (bias-free)."""
+    fc = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    params = dict(alpha=_leaky_param(alpha), beta=_leaky_param(beta), threshold=float(threshold),
+                  reset_mechanism=reset)
+    if recurrent.ndim == 1:
+        lif = snn.RSynaptic(all_to_all=False, V=torch.tensor(recurrent, dtype=torch.float32), **params)
+    else:
+        lif = snn.RSynaptic(linear_features=weight.shape[0], **params)
+    with torch.no_grad():
+        fc.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+        fc.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+        if recurrent.ndim == 2:
+            lif.recurrent.weight.copy_(torch.tensor(recurrent, dtype=torch.float32))
+            lif.recurrent.bias.zero_()
+        x = torch.tensor(spikes, dtype=torch.float32)
+        spk = syn = mem = torch.zeros(x.shape[0], weight.shape[0])
+        out = []
+        for t in range(x.shape[1]):
+            spk, syn, mem = lif(fc(x[:, t]), spk, syn, mem)
+            out.append(spk)
+    return torch.stack(out, dim=1).numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("recurrence", ["one_to_one", "dense"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_golden_equals_snntorch_rsynaptic_exactly_for_alpha_and_beta_0_and_1(recurrence, reset):
+    """snnTorch's RSynaptic: syn[t] = alpha syn[t-1] + W x[t] + b + V s[t-1], the membrane as Synaptic's (the
+    zero reset clears the whole new membrane, not syn). With per-neuron alpha and beta in {0, 1} and integer
+    weights nothing rounds, so the golden model, the float model and snnTorch agree exactly."""
+    rng = np.random.default_rng(5 if recurrence == "dense" else 6)
+    weight, bias = rng.integers(-3, 4, (8, 6)), rng.integers(-2, 3, 8)
+    alpha, beta = rng.choice([0.0, 1.0], 8), rng.choice([0.0, 1.0], 8)
+    recurrent = rng.integers(-3, 4, (8, 8) if recurrence == "dense" else 8)
+    spikes = (rng.random((16, 20, 6)) < 0.5).astype(np.uint8)
+    source = SourceNetwork((SourceLayer("fc", weight, bias, beta, 3, Reset(reset), alpha=alpha, recurrent=recurrent),))
+    network, report = quantize(source, state_bits=32)
+    assert report.exact and network.layers[0].neuron == f"RSynaptic {recurrence.replace('_', '-')}"
+    expected = _snntorch_rsynaptic_run(weight, bias, alpha, beta, 3, recurrent, reset, spikes)
+    assert expected.any() and not expected.all()
+    assert np.array_equal(golden.run(network, spikes).output, expected)
+    assert np.array_equal(golden.run_float(source, spikes).output, expected)
+    reference = [reference_run([layer.to_json() for layer in network.layers], 32, sample) for sample in spikes]
+    assert np.array_equal(np.array(reference, np.uint8), expected)

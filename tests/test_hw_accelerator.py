@@ -43,6 +43,15 @@ def test_synaptic_and_recurrent_layers_bit_exact_and_cycles_as_modelled(seed, la
     check_bit_exact_and_cycles(network, lanes, seed)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_rsynaptic_layers_bit_exact_and_cycles_as_modelled(seed, lanes):
+    """Only RSynaptic layers (one-to-one and dense V; the seeds cover every reset of both)."""
+    network = random_network(seed, per_neuron=seed % 2 == 0, kinds=("synaptic_one_to_one", "synaptic_dense"))
+    assert all(layer.neuron.startswith("RSynaptic") for layer in network.layers)
+    check_bit_exact_and_cycles(network, lanes, seed)
+
+
 def test_saturating_synaptic_and_recurrent_layers_with_thresholds_above_the_state_maximum():
     network = random_network(12, sizes=[5, 9, 7, 6], state_bits=4, weight_range=15, per_neuron=True,
                              kinds=NEURON_KINDS)

@@ -29,6 +29,8 @@ Other neurons of :mod:`snn2hw.ir` use the same pipeline:
 * Synaptic: the membrane memory accumulates the synaptic current; a second memory holds the potential
   ``decay(beta_q, v) - s theta``; stage B computes ``syn = clamp(u)`` and ``v = clamp(potential + syn)``,
   stages C and D ``decay(alpha_q, syn)`` and the next potential;
+* RSynaptic (Synaptic with a recurrence): the one-to-one V of stage D and the dense V rows of the recurrent pass
+  add to the membrane memory, so they enter the next synaptic current, as in snnTorch;
 * a zero reset that clears the whole new membrane (RLeaky, Synaptic) reads the previous timestep's spike from
   the other half of the spike buffer with the stage-A words and forces ``v = 0`` (so ``s = 0``) in stage B.
 

@@ -2,16 +2,16 @@
 
 Accepted: one timestep of 1 or more ``nn.Linear`` or ``nn.Conv2d`` (with or without bias) -> ``snn.Leaky`` layers
 (beta and threshold scalars or per-neuron tensors, ``reset_mechanism`` "subtract", "zero" or "none",
-``reset_delay=True``) whose membranes are explicit graph inputs and outputs (``snn.Synaptic`` and ``snn.RLeaky``
-neurons, whose two states are, are recognised by :mod:`.onnx_neurons`), exported with ``dynamo=True`` or
-``dynamo=False``; tensors may be in external data files next to the model. Between layers, spikes (and the data
-input) may pass through ``nn.MaxPool2d`` and ``nn.Flatten``/reshapes. The layers are recognised from the graph
-structure, never from names or input order:
+``reset_delay=True``) whose membranes are explicit graph inputs and outputs (``snn.Synaptic``, ``snn.RLeaky`` and
+``snn.RSynaptic`` neurons, whose states are too, are recognised by :mod:`.onnx_neurons`), exported with
+``dynamo=True`` or ``dynamo=False``; tensors may be in external data files next to the model. Between layers,
+spikes (and the data input) may pass through ``nn.MaxPool2d`` and ``nn.Flatten``/reshapes. The layers are
+recognised from the graph structure, never from names or input order:
 
 * constants (initializers, ``Constant`` nodes, and Identity/Clip/Cast/arithmetic/reshaping nodes whose inputs
   are all constant) are folded with numpy;
-* the data input is the graph input that feeds a Gemm/MatMul (outside a module ``recurrent``, where an RLeaky
-  reads its previous spikes); from it each layer is, with ``m`` the membrane
+* the data input is the graph input that feeds a Gemm/MatMul (outside a module ``recurrent``, where an RLeaky or
+  RSynaptic reads its previous spikes); from it each layer is, with ``m`` the membrane
   graph input and ``r = Cast(Greater(Sub(m, threshold), 0))`` the spike of the previous step::
 
       I = Gemm(x, W, b)   or   MatMul(x, W^T) [+ b]
@@ -39,9 +39,10 @@ constant (:mod:`.onnx_quant`). When a layer's weight comes from such a quantizer
 scale ``s_i`` per output neuron i (one scale for all, or per output channel: axis 0 of a Gemm ``[out, in]``
 weight with transB=1, axis 1 of a MatMul ``[in, out]`` weight, axis 0 of a Conv ``[O, C, kh, kw]`` weight, the
 channel's scale then applying to all neurons of its map), row i is imported as the integers ``W_i / s_i`` with
-bias ``b_i / s_i``, threshold ``theta_i / s_i`` (per-neuron when the scales differ) and an RLeaky's recurrent
-weights ``V_i / s_i`` (row i of a dense V, element i of a one-to-one V): each neuron's equations are linear in
-(v, W, V, b, theta) for every reset mechanism and beta leaves them unchanged, so the spikes are the same; a
+bias ``b_i / s_i``, threshold ``theta_i / s_i`` (per-neuron when the scales differ) and an RLeaky's or
+RSynaptic's recurrent weights ``V_i / s_i`` (row i of a dense V, element i of a one-to-one V): each neuron's
+equations are linear in (v, syn, W, V, b, theta) for every reset mechanism and beta and alpha leave them
+unchanged, so the spikes are the same; a
 threshold and bias that are multiples of ``s_i`` give an integer model, compiled exactly as given. Scales that
 vary along an input axis of the weight (per-input-channel) are refused, naming the quantizer.
 """
@@ -68,8 +69,8 @@ from .spatial import FeatureShape, conv2d_dense, max_pool_layer, spread_over
 
 __all__ = ["load_onnx"]
 
-_HINT = ("snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky, Synaptic and RLeaky patterns and MaxPool/Flatten of "
-         "spikes only")
+_HINT = ("snn2hw maps Gemm/MatMul/Conv + snnTorch Leaky, Synaptic, RLeaky and RSynaptic patterns and "
+         "MaxPool/Flatten of spikes only")
 _DENSE_OPS = frozenset({"Gemm", "MatMul", "Conv"})
 _RESHAPE_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze"})   # keep the C,H,W element order
 _PATTERN_OPS = frozenset({"Add", "Sub", "Mul", "Greater", "Cast", "MaxPool"}) | _DENSE_OPS | _RESHAPE_OPS
@@ -338,7 +339,7 @@ class _Matcher:
                     if mem_in in mems:
                         raise UnsupportedModelError(f"layer {layer.name!r} uses graph input {mem_in!r} as its state, "
                                                     f"but it is already the data input or another layer's state")
-                mems.add(mem_in)
+                    mems.add(mem_in)
             layers.append(layer)
         if value not in self.g.outputs:
             raise UnsupportedModelError(f"the spikes {value!r} of the last layer {layers[-1].name!r} are not a "
@@ -362,7 +363,7 @@ class _Matcher:
 
     def _data_input(self) -> str:
         feeds = [name for name in self.g.inputs if self._feeds_layer(name)]
-        if len(feeds) > 1:  # an RLeaky's previous spikes feed its dense recurrence (module 'recurrent') too
+        if len(feeds) > 1:  # a recurrent neuron's previous spikes feed its dense recurrence (module 'recurrent') too
             feeds = [name for name in feeds if not all(map(recurrent_scope, self.g.consumers(name)))]
         if len(feeds) != 1:
             found = f"graph inputs {feeds} all feed" if feeds else f"no graph input (of {self.g.inputs}) feeds"
@@ -459,7 +460,7 @@ class _Matcher:
 
     def _stateful_layer(self, name: str, weight: np.ndarray, bias: np.ndarray, current: str,
                         grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
-        """A layer whose neuron is a Synaptic or an RLeaky (:mod:`.onnx_neurons`)."""
+        """A layer whose neuron is a Synaptic, an RLeaky or an RSynaptic (:mod:`.onnx_neurons`)."""
         n_out = weight.shape[0]
         neuron = match_stateful(self, current, n_out, name, self.neuron_dims)
         bias, threshold, recurrent = bias + neuron.extra_bias, neuron.threshold, neuron.recurrent

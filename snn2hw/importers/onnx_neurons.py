@@ -1,4 +1,5 @@
-"""snnTorch ``Synaptic`` and ``RLeaky`` neurons in an ONNX step graph, recognised by the polynomial they compute.
+"""snnTorch ``Synaptic``, ``RLeaky`` and ``RSynaptic`` neurons in an ONNX step graph, recognised by the polynomial
+they compute.
 
 A ``Leaky`` neuron is matched node by node (:mod:`.onnx_model`). The neurons with two states come in more shapes
 (the zero reset recomputes the whole membrane, the two exporters share and order subexpressions differently), so
@@ -8,22 +9,25 @@ symbolically into polynomials with per-neuron float64 coefficients over these at
 * ``I``: the layer's current (its Gemm/MatMul output, bias included);
 * the graph inputs the neuron reads (its states: membrane m, synaptic current syn, previous spikes spk);
 * ``R``: the reset spike ``Cast(Greater(m - theta, 0))`` of a graph input m;
-* ``D``: a Gemm/MatMul of a graph input spk (RLeaky's dense recurrence ``recurrent``; its bias c is a
-  constant term, folded into the layer's bias).
+* ``D``: a Gemm/MatMul of a graph input spk (an RLeaky's or RSynaptic's dense recurrence ``recurrent``; its bias
+  c is a constant term, folded into the layer's bias).
 
 With theta the threshold of the output spike ``Cast(Greater(m' - theta, 0))`` [* graded_spikes_factor = 1] and
 the reset spike R of the membrane input m against that theta, the new membrane m' must be exactly::
 
     Synaptic:  syn' = alpha syn + I  (a second graph output)       L = beta m + syn'
+    RSynaptic: syn' = alpha syn + I + V spk   or   syn' = alpha syn + I + D(spk) + c   L = beta m + syn'
     RLeaky:    L = beta m + I + V spk (one-to-one, V per neuron)   or   L = beta m + I + D(spk) + c (dense)
     m' = L (none)   m' = L - theta R (subtract)   m' = L - R L (zero: snnTorch clears the whole new membrane)
 
-A neuron with a second state output is a Synaptic, else an RLeaky, whose spikes must be a graph output (they are
-fed back as its spike input). The roles of the graph inputs come from the structure (m is what R compares; syn is
-what syn' reads; spk is what D reads), except for a one-to-one RLeaky without reset, where ``beta m + V spk`` is
-symmetric: there spk is the input multiplied inside the ``recurrent`` module (snnTorch's ``RecurrentOneToOne``),
-which both exporters record in the node's scope. Where the exporter records scopes, a one-to-one spk read outside
-a ``recurrent`` module is refused: the same arithmetic is a Synaptic exported without its synaptic current.
+A neuron with a second state output is a Synaptic, or an RSynaptic if its synaptic current also reads previous
+spikes, else an RLeaky; a recurrent neuron's spikes must be a graph output (they are fed back as its spike input).
+The roles of the graph inputs come from the structure (m is what R compares; syn is what syn' reads; spk is what
+D reads), except where a one-to-one V makes them symmetric (``beta m + V spk`` of an RLeaky without reset,
+``alpha syn + V spk`` of an RSynaptic): there spk is the input multiplied inside the ``recurrent`` module
+(snnTorch's ``RecurrentOneToOne``), which both exporters record in the node's scope. Where the exporter records
+scopes, an RLeaky's one-to-one spk read outside a ``recurrent`` module is refused: the same arithmetic is a
+Synaptic exported without its synaptic current.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ Monomial = tuple[str, ...]          # sorted atom names; () is the constant term
 Poly = dict[Monomial, np.ndarray]   # coefficient [n] per monomial, no all-zero coefficient
 _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Neg"})
 _DENSE_OPS = frozenset({"Gemm", "MatMul"})
-_HINT = "snn2hw maps snnTorch Synaptic and RLeaky (one-to-one or dense Linear recurrence) neurons"
+_HINT = "snn2hw maps snnTorch Synaptic, RLeaky and RSynaptic (one-to-one or dense Linear recurrence) neurons"
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class StatefulNeuron:
     threshold: np.ndarray
     reset: Reset
     alpha: np.ndarray | None        # Synaptic
-    recurrent: np.ndarray | None    # RLeaky: [n] one-to-one or [n, n] dense
+    recurrent: np.ndarray | None    # RLeaky, RSynaptic: [n] one-to-one or [n, n] dense
     extra_bias: np.ndarray          # the dense recurrence's bias c
     states: tuple[str, ...]         # the graph inputs the neuron reads
     spike: str
@@ -218,7 +222,7 @@ class _Evaluator:
             self.inputs[name] = {node.input[0]}
             return _sum(self.atom(name), _clean({(): self.coef(bias, node)}))
         if node.op_type == "Conv" and recurrent_scope(node):
-            raise UnsupportedModelError(f"layer {self.name!r}: snn.RLeaky with a convolutional recurrence "
+            raise UnsupportedModelError(f"layer {self.name!r}: snn.RLeaky/RSynaptic with a convolutional recurrence "
                                         f"({self.m.describe(node)}) is not supported; use linear_features")
         raise UnsupportedModelError(f"layer {self.name!r}: unsupported {self.m.describe(node)} in the membrane "
                                     f"update: {_HINT}")
@@ -227,8 +231,8 @@ class _Evaluator:
 # --- one layer -----------------------------------------------------------------------------------------------
 
 def match_stateful(matcher, current: str, n: int, name: str, dims: tuple[int, ...] | None = None) -> StatefulNeuron:
-    """Recognise the Synaptic or RLeaky neuron fed by ``current`` (``n`` neurons of shape ``dims`` with the batch,
-    e.g. (1, C, H, W) on a feature map; default (1, n)) of layer ``name``."""
+    """Recognise the Synaptic, RLeaky or RSynaptic neuron fed by ``current`` (``n`` neurons of shape ``dims`` with
+    the batch, e.g. (1, C, H, W) on a feature map; default (1, n)) of layer ``name``."""
     values, greaters = _forward(matcher, current)
     if len(greaters) != 1:
         raise UnsupportedModelError(f"layer {name!r}: its current {current!r} reaches {len(greaters)} spike "
@@ -250,7 +254,7 @@ def match_stateful(matcher, current: str, n: int, name: str, dims: tuple[int, ..
     linear = {key: coef for key, coef in mem.items() if not any(atom in ev.fires for atom in key)}
     reset, mem_in = _reset(ev, mem, linear, threshold, name)
     if syn is not None:
-        return _synaptic(ev, linear, syn, others[0], mem_out, mem_in, threshold, reset, spike)
+        return _synaptic(matcher, ev, linear, syn, others[0], mem_out, mem_in, threshold, reset, spike)
     return _rleaky(matcher, ev, linear, mem_out, mem_in, threshold, reset, spike)
 
 
@@ -295,43 +299,52 @@ def _current_term(ev: _Evaluator, poly: Poly, what: str) -> None:
                                     f"current {ev.current!r} once: {_HINT}")
 
 
-def _synaptic(ev, linear, syn, syn_out, mem_out, mem_in, threshold, reset, spike) -> StatefulNeuron:
-    """L = beta m + syn', syn' = alpha syn + I."""
+def _synaptic(matcher, ev, linear, syn, syn_out, mem_out, mem_in, threshold, reset, spike) -> StatefulNeuron:
+    """L = beta m + syn', syn' = alpha syn + I (Synaptic) [+ V spk (one-to-one) or + D(spk) + c (dense):
+    RSynaptic]."""
+    syn_rest = dict(syn)
+    _current_term(ev, syn_rest, f"synaptic current {syn_out!r}")
     states = sorted(ev.inputs[syn_out] - {mem_in})   # a zero reset may multiply the reset spike by 0 here
-    if len(states) > 1:
+    dense = _dense_recurrence(ev, syn_rest, f"synaptic current {syn_out!r}")
+    spk_in = dense[0] if dense else None
+    if spk_in is None and len(states) > 1:
+        scoped = [value for value in states if any(map(recurrent_scope, matcher.g.consumers(value)))]
+        spk_in = _single(ev, scoped, "spike (the input multiplied in the module 'recurrent')")
+    others = [value for value in states if value != spk_in]
+    if len(others) > 1:
         raise UnsupportedModelError(f"layer {ev.name!r}: its synaptic current {syn_out!r} reads the graph inputs "
-                                    f"{states}, expected one (snnTorch Synaptic: alpha * syn + I): {_HINT}")
-    syn_in = states[0] if states else None
-    candidates = sorted(ev.inputs[mem_out] - {syn_in})
+                                    f"{others}, expected one (snnTorch Synaptic: alpha * syn + I): {_HINT}")
+    syn_in = others[0] if others else None
+    candidates = sorted(ev.inputs[mem_out] - {syn_in, spk_in})
     if mem_in is None and len(candidates) == 1:
         mem_in = candidates[0]
-    if mem_in is not None and mem_in == syn_in:
+    if mem_in is not None and mem_in in (syn_in, spk_in):
         raise UnsupportedModelError(f"layer {ev.name!r}: graph input {mem_in!r} is both its membrane and its "
-                                    f"synaptic current: {_HINT}")
+                                    f"{'synaptic current' if mem_in == syn_in else 'spike input'}: {_HINT}")
     rest = _sum(linear, syn, -1.0)
     beta = _take_term(rest, (mem_in,), ev.n) if mem_in else np.zeros(ev.n)
     _check_rest(ev, rest, f"membrane {mem_out!r} besides its synaptic current {syn_out!r}")
-    syn_rest = dict(syn)
-    _current_term(ev, syn_rest, f"synaptic current {syn_out!r}")
     alpha = _take_term(syn_rest, (syn_in,), ev.n) if syn_in else np.zeros(ev.n)
+    if dense:
+        recurrent, extra_bias = dense[1], dense[2]
+    else:
+        recurrent = _take_term(syn_rest, (spk_in,), ev.n) if spk_in else None
+        extra_bias = np.zeros(ev.n)
     _check_rest(ev, syn_rest, f"synaptic current {syn_out!r}")
-    states = tuple(state for state in (mem_in, syn_in) if state)
-    return StatefulNeuron(beta=beta, threshold=threshold, reset=reset, alpha=alpha, recurrent=None,
-                          extra_bias=np.zeros(ev.n), states=states, spike=spike)
+    if spk_in is not None:
+        _check_fed_back(matcher, ev, spike, spk_in, "RSynaptic", "")
+    states = tuple(state for state in (mem_in, syn_in, spk_in) if state)
+    return StatefulNeuron(beta=beta, threshold=threshold, reset=reset, alpha=alpha, recurrent=recurrent,
+                          extra_bias=extra_bias, states=states, spike=spike)
 
 
 def _rleaky(matcher, ev, linear, mem_out, mem_in, threshold, reset, spike) -> StatefulNeuron:
     """L = beta m + I + V spk (one-to-one) or beta m + I + D(spk) + c (dense)."""
     rest = dict(linear)
     _current_term(ev, rest, f"membrane {mem_out!r}")
-    if len(ev.dense) > 1:
-        raise UnsupportedModelError(f"layer {ev.name!r}: its membrane reads {len(ev.dense)} recurrent Gemm/MatMul "
-                                    f"nodes, expected 1: {_HINT}")
-    if ev.dense:
-        (atom, (spk_in, recurrent)), = ev.dense.items()
-        if not np.all(_take_term(rest, (atom,), ev.n) == 1):
-            raise UnsupportedModelError(f"layer {ev.name!r}: its recurrent current {atom!r} is scaled: {_HINT}")
-        extra_bias = _take_term(rest, (), ev.n)
+    dense = _dense_recurrence(ev, rest, f"membrane {mem_out!r}")
+    if dense:
+        spk_in, recurrent, extra_bias = dense
         if mem_in is None:
             mem_in = _single(ev, sorted(ev.inputs[mem_out] - {spk_in}), "membrane")
     else:
@@ -351,13 +364,31 @@ def _rleaky(matcher, ev, linear, mem_out, mem_in, threshold, reset, spike) -> St
         recurrent = _take_term(rest, (spk_in,), ev.n)
     beta = _take_term(rest, (mem_in,), ev.n) if mem_in else np.zeros(ev.n)
     _check_rest(ev, rest, f"membrane {mem_out!r}")
-    if spike not in matcher.g.outputs:
-        raise UnsupportedModelError(f"layer {ev.name!r} (RLeaky, spike input {spk_in!r}): its spikes {spike!r} are "
-                                    f"not a graph output to feed back (a Synaptic needs its synaptic current "
-                                    f"as a graph output)")
+    _check_fed_back(matcher, ev, spike, spk_in, "RLeaky", " (a Synaptic needs its synaptic current as a graph output)")
     states = tuple(state for state in (mem_in, spk_in) if state)
     return StatefulNeuron(beta=beta, threshold=threshold, reset=reset, alpha=None, recurrent=recurrent,
                           extra_bias=extra_bias, states=states, spike=spike)
+
+
+def _dense_recurrence(ev: _Evaluator, poly: Poly, what: str) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(spike graph input, V, bias c) of the dense recurrence ``D(spk) + c`` in ``poly``, its terms removed; None
+    if the layer has no recurrent Gemm/MatMul."""
+    if len(ev.dense) > 1:
+        raise UnsupportedModelError(f"layer {ev.name!r}: its {what} reads {len(ev.dense)} recurrent Gemm/MatMul "
+                                    f"nodes, expected 1: {_HINT}")
+    if not ev.dense:
+        return None
+    (atom, (spk_in, recurrent)), = ev.dense.items()
+    if not np.all(_take_term(poly, (atom,), ev.n) == 1):
+        raise UnsupportedModelError(f"layer {ev.name!r}: its recurrent current {atom!r} is scaled: {_HINT}")
+    return spk_in, recurrent, _take_term(poly, (), ev.n)
+
+
+def _check_fed_back(matcher, ev: _Evaluator, spike: str, spk_in: str, neuron: str, hint: str) -> None:
+    """A recurrent neuron's spikes must be a graph output, to come back as its spike input ``spk_in``."""
+    if spike not in matcher.g.outputs:
+        raise UnsupportedModelError(f"layer {ev.name!r} ({neuron}, spike input {spk_in!r}): its spikes {spike!r} are "
+                                    f"not a graph output to feed back{hint}")
 
 
 def _single(ev: _Evaluator, candidates: list[str], role: str) -> str:

@@ -12,8 +12,8 @@ Accepted: the state dict of ``nn.Sequential(nn.Linear, snn.Leaky, nn.Linear, snn
 * an ``snn.RLeaky`` group holds the Leaky keys plus its recurrence: ``V`` (and, when learned, the same tensor again
   as ``recurrent.V``; scalar or per neuron) for ``all_to_all=False``, or ``recurrent.weight`` [N, N] and
   ``recurrent.bias`` (folded into the layer's bias) of the ``nn.Linear`` of ``all_to_all=True,
-  linear_features=N``. A convolutional recurrence (4-D ``recurrent.weight``) and ``alpha`` together with a
-  recurrence (``snn.RSynaptic``) are refused.
+  linear_features=N``; an ``snn.RSynaptic`` group holds the RLeaky keys plus ``alpha`` (its recurrence enters
+  the synaptic current, see :mod:`snn2hw.ir`). A convolutional recurrence (4-D ``recurrent.weight``) is refused.
 
 * an ``nn.Conv2d`` group holds a 4-D ``weight`` [O, C, kh, kw] and an optional ``bias``.
 
@@ -54,7 +54,8 @@ _LEAKY_KEYS = frozenset({"beta", "threshold", "graded_spikes_factor", "reset_mec
 _RECURRENT_KEYS = frozenset({"V", "recurrent.V", "recurrent.weight", "recurrent.bias"})
 _NEURON_KEYS = _LEAKY_KEYS | _RECURRENT_KEYS | {"alpha"}
 _FORMS = ("an nn.Linear or nn.Conv2d (weight[, bias]) or an snn.Leaky (beta, threshold[, graded_spikes_factor, "
-          "reset_mechanism_val]), snn.Synaptic (+ alpha) or snn.RLeaky (+ V or recurrent.weight[, recurrent.bias])")
+          "reset_mechanism_val]), snn.Synaptic (+ alpha), snn.RLeaky (+ V or recurrent.weight[, recurrent.bias]) "
+          "or snn.RSynaptic (+ alpha and V or recurrent.weight[, recurrent.bias])")
 _SYNAPSES = {"linear": "nn.Linear", "conv": "nn.Conv2d"}
 _EXPORT = "pooling, padding and strides cannot be recovered from a state dict: export the network to ONNX or NIR"
 
@@ -198,19 +199,15 @@ def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str
 
 
 def _recurrence(name: str, n_out: int, lif: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray]:
-    """An snn.RLeaky's (V, bias to add to the layer's): V [n_out] one-to-one or [n_out, n_out] dense; (None, 0)
-    for a neuron without recurrence."""
-    keys = sorted(set(lif) & _RECURRENT_KEYS)
-    if keys and "alpha" in lif:
-        raise UnsupportedModelError(f"layer {name!r}: alpha together with recurrent weights {keys} (snn.RSynaptic) "
-                                    f"is not supported")
+    """An snn.RLeaky's or snn.RSynaptic's (V, bias to add to the layer's): V [n_out] one-to-one or [n_out, n_out]
+    dense; (None, 0) for a neuron without recurrence."""
     if "V" in lif or "recurrent.V" in lif:
         values = lif.get("V", lif.get("recurrent.V"))
         if "recurrent.weight" in lif or "recurrent.bias" in lif:
             raise UnsupportedModelError(f"layer {name!r}: both a one-to-one V and a dense recurrent.weight/bias")
         if "recurrent.V" in lif and not np.array_equal(lif["recurrent.V"], values):
-            raise UnsupportedModelError(f"layer {name!r}: V and recurrent.V differ (snnTorch's RLeaky holds one "
-                                        f"tensor under both keys)")
+            raise UnsupportedModelError(f"layer {name!r}: V and recurrent.V differ (snnTorch's RLeaky and RSynaptic "
+                                        f"hold one tensor under both keys)")
         if values.size not in (1, n_out):
             raise UnsupportedModelError(f"layer {name!r}: V has {values.size} elements; expected 1 or one per "
                                         f"neuron ({n_out})")
@@ -221,7 +218,8 @@ def _recurrence(name: str, n_out: int, lif: dict[str, np.ndarray]) -> tuple[np.n
         return None, np.zeros(n_out)
     matrix = lif["recurrent.weight"]
     if matrix.ndim == 4:
-        raise UnsupportedModelError(f"layer {name!r}: snn.RLeaky with a convolutional recurrence (recurrent.weight "
+        neuron = "snn.RSynaptic" if "alpha" in lif else "snn.RLeaky"
+        raise UnsupportedModelError(f"layer {name!r}: {neuron} with a convolutional recurrence (recurrent.weight "
                                     f"of shape {tuple(matrix.shape)}) is not supported; use linear_features")
     if matrix.shape != (n_out, n_out):
         raise UnsupportedModelError(f"layer {name!r}: recurrent.weight has shape {tuple(matrix.shape)}, expected "
