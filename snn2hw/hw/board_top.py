@@ -60,6 +60,7 @@ from ..ir import Network
 from ..passes.mapping import LayerMapping
 from .accelerator import Accelerator
 from .events import EventFormat
+from .skid_buffer import SkidBuffer
 from .uart import UARTReceiver, UARTTransmitter, check_divisor
 from .weight_loader import UARTWeightLoader
 
@@ -149,8 +150,11 @@ class UARTAccelerator(wiring.Component):
                 with m.Else():
                     m.d.sync += [low.word_select(position, 8).eq(r_bytes.payload), position.eq(position + 1)]
 
-        # Input beats -> accelerator, one inference at a time.
-        r_beats, i_spikes = rx_fifo.r_stream, accelerator.i_spikes
+        # Input beats -> accelerator, one inference at a time, through a register slice: the first layer's
+        # combinational ready ends there instead of in the FIFO's read logic (a critical path).
+        m.submodules.rx_slice = rx_slice = SkidBuffer(beat_width(n_in))
+        wiring.connect(m, rx_fifo.r_stream, rx_slice.i)
+        r_beats, i_spikes = rx_slice.o, accelerator.i_spikes
         final_input = i_spikes.valid & i_spikes.ready & i_spikes.payload.eot & i_spikes.payload.last
         with m.FSM():
             with m.State("IDLE"):
