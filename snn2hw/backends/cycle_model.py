@@ -6,15 +6,16 @@ its output link; a beat moves when the sender offers it and the receiver waits f
 cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
-* an input spike taken at cycle a: integration in cycles a+1 .. a+G; the core takes its next event from
-  cycle a + G on;
+* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = G (a conv layer: kernel offsets
+  times channel blocks, ``integration_cycles``); the core takes its next event from cycle a + R on;
 * an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
-  group; at cycle a + 5 + G the spike buffer is offered to the emitter, which takes it once it has sent the
+  group (a conv layer first drains its integration pipeline for a cycle); at cycle a + 5 + G (+ 1) the spike
+  buffer is offered to the emitter, which takes it once it has sent the
   previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
   and 1 + G cycles per spike integrating V's rows, then offers the buffer;
 * the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
-  per group without spikes; a group with spikes costs one cycle to load its mask, then its spikes are
+  per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) without spikes; a group with spikes costs one cycle to load its mask, then its spikes are
   offered one per cycle (each the cycle after the previous one moved); the end-of-timestep beat is offered
   the cycle after the last group, and the emitter can take the next buffer the cycle after that beat moved.
 
@@ -51,8 +52,8 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
     cycle = groups + 1
     for t, in_step in enumerate(input_raster):
         for _ in range(int(in_step.sum())):
-            cycle = (yield ("recv", cycle)) + groups
-        cycle = (yield ("recv", cycle)) + 5 + groups         # read, stages A to C, one cycle per group
+            cycle = (yield ("recv", cycle)) + mapping.integration_cycles
+        cycle = (yield ("recv", cycle)) + mapping.fire_cycles    # read, stages A to C, one cycle per group
         if mapping.recurrent_rows and t < len(input_raster) - 1:
             cycle += 1 + groups + int(output_raster[t].sum()) * (1 + groups)   # the recurrent pass
         cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over
@@ -61,12 +62,12 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
 def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
     """The emitting part of a layer core: per handed-over timestep, scans the groups' spike masks (one
     cycle per group without spikes) and sends one beat per spike, then the end-of-timestep beat."""
-    groups, lanes = mapping.groups, mapping.lanes
+    slots = mapping.slot_neurons()
     ready = 0
     for out_step in output_raster:
         cycle = (yield ("recv", ready)) + 2                   # group 0's mask is read the cycle after
-        for g in range(groups):
-            count = int(out_step[g * lanes:(g + 1) * lanes].sum())
+        per_group = np.append(out_step, 0)[slots].reshape(mapping.groups, mapping.lanes).sum(axis=1)
+        for count in per_group.tolist():
             if count == 0:
                 cycle += 1
                 continue

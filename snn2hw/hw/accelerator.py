@@ -94,4 +94,6 @@ def spram_image(network: Network, mappings: tuple[LayerMapping, ...]) -> list[in
 
 def membrane_format(network: Network, mappings: tuple[LayerMapping, ...]) -> MembraneFormat:
     """The packing of ``o_membranes``: the last layer's groups of lanes of ``state_bits``-bit membranes."""
-    return MembraneFormat(network.n_out, mappings[-1].lanes, mappings[-1].groups, network.state_bits)
+    last = mappings[-1]
+    slots = tuple(last.slot_neurons().tolist()) if last.conv is not None else None
+    return MembraneFormat(network.n_out, last.lanes, last.groups, network.state_bits, slots)

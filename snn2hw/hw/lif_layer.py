@@ -83,7 +83,8 @@ class DenseLIFLayer(wiring.Component):
     @property
     def membrane_format(self) -> MembraneFormat:
         """The packing of ``o_membranes`` beats."""
-        return MembraneFormat(self.layer.n_out, self.mapping.lanes, self.mapping.groups, self.state_bits)
+        slots = tuple(self.mapping.slot_neurons().tolist()) if self.mapping.conv is not None else None
+        return MembraneFormat(self.layer.n_out, self.mapping.lanes, self.mapping.groups, self.state_bits, slots)
 
     def elaborate(self, platform):
         m = Module()
@@ -139,6 +140,7 @@ class DenseLIFLayer(wiring.Component):
             m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
             for k in range(lanes):
                 m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
+        conv_tap = self._conv_integration(m, weights, mem_rd, integ_valid, integ_group) if mp.conv else None
 
         # The fire pass of one group in four registered pipeline stages: A adds the bias to the integrated
         # membrane, B saturates and decides the spike, C applies the leak, D the reset for the next timestep
@@ -184,9 +186,12 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += group.eq(0)
                 with m.If(payload.eot):
                     m.d.sync += last_step.eq(payload.last)
-                    m.next = "FIRE_READ"
+                    m.next = "DRAIN" if mp.conv else "FIRE_READ"
                 with m.Else():
-                    m.d.sync += row_base.eq(payload.index * groups)
+                    if mp.conv:
+                        conv_tap.start(payload.index)
+                    else:
+                        m.d.sync += row_base.eq(payload.index * groups)
                     m.next = "INTEGRATE"
 
         def integrate_word():
@@ -231,11 +236,18 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += self.idle.eq(1)
                 take_event()
             with m.State("INTEGRATE"):
-                integrate_word()
-                with m.If(last_group):
+                if mp.conv:
+                    finished = conv_tap.step()
+                else:
+                    integrate_word()
+                    finished = last_group
+                with m.If(finished):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
                     take_event()
+            if mp.conv:
+                with m.State("DRAIN"):                    # the last kernel offset's read and write
+                    m.next = "FIRE_READ"
             with m.State("FIRE_READ"):
                 fire_reads(0)
                 m.next = "FIRE_PRIME_1"
@@ -262,7 +274,8 @@ class DenseLIFLayer(wiring.Component):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
                     m.next = "WAIT"
-        emit_spikes(m, mask_rd, full, emit_last, groups, lanes, self.o_events)
+        emit_spikes(m, mask_rd, full, emit_last, groups, lanes, self.o_events,
+                    **({"neuron_of": self._conv_neuron} if mp.conv else {}))
         # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
         outer = Module()
@@ -310,6 +323,49 @@ class DenseLIFLayer(wiring.Component):
                     m.next = "REC_ROW"
                 with m.Else():
                     next_mask()
+
+    def _conv_integration(self, m: Module, weights, mem_rd, write_valid, write_group) -> "_ConvTaps":
+        """The conv layer's integration: for each input spike, one cycle per kernel offset (ky, kx) and channel
+        block j (in kernel word order), three pipeline stages: S0 reads the row and column ROMs (the first group
+        of the output row / column the offset reaches, if any) at the spike's decoded row and column bases; S1
+        adds them and j to the group, reads its membrane and the kernel word; S2 (the dense write-back,
+        ``write_valid`` / ``write_group``) adds the word. Consecutive offsets reach distinct groups; a group
+        read in S1 while S2 writes it sees the new value (transparent read)."""
+        mp, conv = self.mapping, self.mapping.conv
+        (channels, height, width), (kh, kw), (sh, sw) = conv.in_shape, conv.kernel, conv.stride
+        top, left = conv.padding[0], conv.padding[1]
+        _, out_h, out_w = conv.out_shape
+        blocks, offsets = mp.channel_blocks, mp.kernel_offsets
+        word_bits = max(1, (mp.weight_words - 1).bit_length())
+        decode_layout = data.StructLayout({"kernel": word_bits, "row": range(max(height * kh, 2)),
+                                           "column": range(max(width * kw, 2))})
+        decode_init = [{"kernel": c * offsets * blocks, "row": y * kh, "column": x * kw}
+                       for c in range(channels) for y in range(height) for x in range(width)]
+        m.submodules.input_decode = decode = memory.Memory(shape=decode_layout, depth=mp.n_in, init=decode_init)
+        decode_rd = decode.read_port()
+        target = data.StructLayout({"hit": 1, "group": range(max(mp.groups, 2))})
+
+        def reach(size, kernel, stride, pad, out, scale):
+            """Per input index and kernel offset: the output index it reaches times ``scale``, or no hit."""
+            table = []
+            for i in range(size):
+                for k in range(kernel):
+                    o, rest = divmod(i + pad - k, stride)
+                    table.append({"hit": int(rest == 0 and 0 <= o < out), "group": o * scale if rest == 0 and 0 <= o < out else 0})
+            return table
+
+        m.submodules.row_groups = rows = memory.Memory(shape=target, depth=max(height * kh, 2),
+                                                      init=reach(height, kh, sh, top, out_h, out_w * blocks))
+        m.submodules.column_groups = cols = memory.Memory(shape=target, depth=max(width * kw, 2),
+                                                         init=reach(width, kw, sw, left, out_w, blocks))
+        row_rd, col_rd = rows.read_port(), cols.read_port()
+        return _ConvTaps(m, decode_rd, row_rd, col_rd, weights, mem_rd, write_valid, write_group, mp)
+
+    def _conv_neuron(self, group, lane, lanes):
+        """The neuron of a conv layer's slot: ``(j * lanes + lane) * P + p`` for group ``p * m + j``."""
+        blocks, positions = self.mapping.channel_blocks, self.mapping.conv.positions
+        shift = blocks.bit_length() - 1
+        return ((group[:shift] * lanes if shift else 0) + lane) * positions + (group >> shift)
 
     def _state_memory(self, m: Module, name: str, width: int, transparent: bool = False):
         """The write and read ports of a new per-neuron state memory (``groups`` words of ``lanes`` signed
@@ -393,3 +449,49 @@ def shift_add_product(value, factor: int):
         term = value.as_signed() << shift if shift else value.as_signed()
         total = total + term if digit > 0 else total - term
     return total
+
+
+class _ConvTaps:
+    """The counters and pipeline registers of a conv layer's integration (see
+    :meth:`DenseLIFLayer._conv_integration`): :meth:`start` on taking a spike, :meth:`step` in each
+    integration cycle (returns the last cycle's condition)."""
+
+    def __init__(self, m: Module, decode_rd, row_rd, col_rd, weights, mem_rd, write_valid, write_group, mp):
+        self.m, self.decode_rd, self.mp = m, decode_rd, mp
+        kh, kw = mp.conv.kernel
+        blocks = mp.channel_blocks
+        self.ky, self.kx = Signal(range(max(kh, 2)), name="tap_ky"), Signal(range(max(kw, 2)), name="tap_kx")
+        self.j = Signal(range(max(blocks, 2)), name="tap_block")
+        self.r = Signal(range(max(mp.integration_cycles, 2)), name="tap")
+        s1_valid, s1_block = Signal(name="s1_valid"), Signal.like(self.j, name="s1_block")
+        s1_word = Signal.like(decode_rd.data.kernel, name="s1_word")
+        self.s0_active = Signal(name="s0_active")
+        m.d.comb += [decode_rd.en.eq(0), row_rd.addr.eq(decode_rd.data.row + self.ky),
+                     col_rd.addr.eq(decode_rd.data.column + self.kx)]
+        m.d.sync += [s1_valid.eq(self.s0_active), s1_block.eq(self.j),
+                     s1_word.eq(decode_rd.data.kernel + self.r)]
+        hit = Signal(name="s1_hit")
+        m.d.comb += hit.eq(s1_valid & row_rd.data.hit & col_rd.data.hit)
+        with m.If(s1_valid):
+            m.d.comb += [mem_rd.addr.eq(row_rd.data.group + col_rd.data.group + s1_block), weights.addr.eq(s1_word)]
+        m.d.sync += [write_valid.eq(hit), write_group.eq(row_rd.data.group + col_rd.data.group + s1_block)]
+
+    def start(self, index) -> None:
+        """Take spike ``index``: decode it, offsets from (0, 0, block 0)."""
+        self.m.d.comb += [self.decode_rd.addr.eq(index), self.decode_rd.en.eq(1)]
+        self.m.d.sync += [self.ky.eq(0), self.kx.eq(0), self.j.eq(0), self.r.eq(0)]
+
+    def step(self):
+        """One offset and block of the current spike (S0); True in its last cycle."""
+        m, blocks, (kh, kw) = self.m, self.mp.channel_blocks, self.mp.conv.kernel
+        m.d.comb += self.s0_active.eq(1)
+        m.d.sync += self.r.eq(self.r + 1)
+        with m.If(self.j == blocks - 1):
+            m.d.sync += self.j.eq(0)
+            with m.If(self.kx == kw - 1):
+                m.d.sync += [self.kx.eq(0), self.ky.eq(self.ky + 1)]
+            with m.Else():
+                m.d.sync += self.kx.eq(self.kx + 1)
+        with m.Else():
+            m.d.sync += self.j.eq(self.j + 1)
+        return self.r == self.mp.integration_cycles - 1

@@ -25,10 +25,12 @@ def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]
     return remaining, lane
 
 
-def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int, lanes: int, out) -> None:
+def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int, lanes: int, out,
+                neuron_of=lambda group, lane, lanes: group * lanes + lane) -> None:
     """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it at
     ``Cat(group, half)``), then the end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear
-    ``full`` when that beat is taken. Costs: one cycle to read group 0's mask, then one cycle per group
+    ``full`` when that beat is taken. A spike in ``lane`` of ``group`` is neuron ``neuron_of(group, lane,
+    lanes)``. Costs: one cycle to read group 0's mask, then one cycle per group
     without spikes; a group with spikes costs one cycle to load its mask and one per spike beat.
 
     The beat's lane and the group's spikes after it are registers, computed when the mask is loaded and after
@@ -67,7 +69,7 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
                 load(mask_rd.data)
                 m.next = "SEND"
         with m.State("SEND"):
-            m.d.comb += [out.valid.eq(1), out.payload.index.eq(group * lanes + lane)]
+            m.d.comb += [out.valid.eq(1), out.payload.index.eq(neuron_of(group, lane, lanes))]
             with m.If(out.ready):
                 load(rest)
                 with m.If(rest == 0):

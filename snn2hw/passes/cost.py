@@ -101,7 +101,20 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
                       ("alpha", mapping.alpha_bits), ("recurrent", mapping.recurrent_bits)):
         if bits:
             memories.append(_place(name, rom, mapping.lanes * bits, mapping.groups, False, shapes))
+    if mapping.conv is not None:
+        memories += [_place(name, rom, width, depth, False, shapes) for rom, width, depth in conv_roms(mapping)]
     return memories
+
+
+def conv_roms(mapping: LayerMapping) -> list[tuple[str, int, int]]:
+    """(name, width, depth) of a conv layer core's address ROMs (:mod:`snn2hw.hw.lif_layer`): per input neuron
+    its kernel, row and column bases; per input row and kernel row the output row's first group (or none), and
+    likewise per column."""
+    (channels, height, width), (kh, kw) = mapping.conv.in_shape, mapping.conv.kernel
+    groups_bits = max(1, (mapping.groups - 1).bit_length())
+    base_bits = sum(max(1, (n - 1).bit_length()) for n in (mapping.weight_words, height * kh, width * kw))
+    return [("input_decode", base_bits, mapping.n_in), ("row_groups", groups_bits + 1, height * kh),
+            ("column_groups", groups_bits + 1, width * kw)]
 
 
 def per_neuron_logic(mapping: LayerMapping, state_bits: int) -> int:

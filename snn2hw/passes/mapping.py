@@ -18,6 +18,14 @@ with silent neurons whose weights and bias are 0). Memories, one word per group:
   of ``groups`` words of ``lanes`` x :meth:`LayerMapping.potential_bits` holds the leaked and reset membrane
   potential.
 
+A convolution layer (:attr:`snn2hw.ir.Layer.conv`, K output channels on P = H_out * W_out positions) shares
+its kernel instead (``conv``): ``lanes`` = K / m output channels of one position per group (m =
+``channel_blocks``, a power of two), group ``g = p * m + j`` holding channels ``j * lanes .. j * lanes + lanes - 1``
+of position p, i.e. neurons ``(j * lanes + k) * P + p`` (:meth:`LayerMapping.slot_neurons`; the per-neuron words
+follow that order); the weight memory holds the kernel, ``C * kh * kw * m`` words, word ``((c * kh + ky) * kw +
+kx) * m + j`` = ``kernel[j * lanes + k, c, ky, kx]``, in block RAM. An input spike costs one cycle per kernel
+offset and channel block (``integration_cycles``), whatever part of its receptive field is inside the map.
+
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
 (iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
 contents are loaded after reset, see :meth:`LayerMapping.spram_image`); there each weight takes
@@ -31,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..conv_geometry import ConvGeometry
 from ..errors import QuantizationError
 from ..ir import Layer, Network
 from .quantize import signed_bits
@@ -64,6 +73,7 @@ class LayerMapping:
     recurrent_bits: int = 0
     recurrent_rows: int = 0
     synaptic: bool = False
+    conv: ConvGeometry | None = None
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.n_out:
@@ -83,7 +93,40 @@ class LayerMapping:
 
     @property
     def weight_words(self) -> int:
+        if self.conv is not None:
+            return self.conv.in_shape[0] * self.kernel_offsets * self.channel_blocks
         return self.rows * self.groups
+
+    @property
+    def channel_blocks(self) -> int:
+        """A conv layer's groups per output position (1 for a dense layer)."""
+        return self.conv.out_channels // self.lanes if self.conv is not None else 1
+
+    @property
+    def kernel_offsets(self) -> int:
+        """kh * kw of a conv layer (0 for a dense layer)."""
+        return self.conv.kernel[0] * self.conv.kernel[1] if self.conv is not None else 0
+
+    @property
+    def integration_cycles(self) -> int:
+        """Cycles the core integrates one input spike for: one per group (dense) or per kernel offset and
+        channel block (conv)."""
+        return self.kernel_offsets * self.channel_blocks if self.conv is not None else self.groups
+
+    @property
+    def fire_cycles(self) -> int:
+        """Cycles from taking an end-of-timestep to offering the spike buffer (without a recurrent pass): a read,
+        three pipeline cycles and one per group, and for a conv layer one more to drain its integration."""
+        return 5 + self.groups + (1 if self.conv is not None else 0)
+
+    def slot_neurons(self) -> np.ndarray:
+        """The neuron of each hardware slot ``g * lanes + k`` (``n_out`` for a padding slot)."""
+        slots = np.arange(self.groups * self.lanes)
+        if self.conv is None:
+            return np.minimum(slots, self.n_out)
+        positions = self.conv.positions
+        group, lane = slots // self.lanes, slots % self.lanes
+        return (group % self.channel_blocks * self.lanes + lane) * positions + group // self.channel_blocks
 
     @property
     def rows(self) -> int:
@@ -127,7 +170,12 @@ class LayerMapping:
         return signed_bits(np.array([-(1 << (state_bits - 1)) - int(np.max(threshold)), 1 << (state_bits - 1)]))
 
     def weight_matrix(self, layer: Layer) -> np.ndarray:
-        """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j]."""
+        """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j], or a
+        conv layer's kernel words (module docstring)."""
+        if self.conv is not None:
+            kernel = self.conv.kernel_of(layer.weight)                     # [K, C, kh, kw]
+            blocks = kernel.reshape(self.channel_blocks, self.lanes, *kernel.shape[1:])   # [j, k, c, ky, kx]
+            return blocks.transpose(2, 3, 4, 0, 1).reshape(-1, self.lanes)
         padded = np.zeros((self.groups * self.lanes, self.rows), dtype=np.int64)
         padded[:self.n_out] = crossbar(layer)
         per_group = padded.reshape(self.groups, self.lanes, self.rows)  # [g, k, j]
@@ -151,10 +199,10 @@ class LayerMapping:
         return packed.T.reshape(-1).tolist()
 
     def group_words(self, values) -> list[list[int]]:
-        """Per-neuron ``values`` [n_out] as ``groups`` words of ``lanes`` (padding lanes 0)."""
-        padded = np.zeros(self.groups * self.lanes, dtype=np.int64)
+        """Per-neuron ``values`` [n_out] as ``groups`` words of ``lanes`` in slot order (padding lanes 0)."""
+        padded = np.zeros(self.n_out + 1, dtype=np.int64)
         padded[:self.n_out] = values
-        return padded.reshape(self.groups, self.lanes).tolist()
+        return padded[self.slot_neurons()].reshape(self.groups, self.lanes).tolist()
 
     def bias_words_init(self, layer: Layer) -> list[list[int]]:
         return self.group_words(layer.bias)
@@ -164,7 +212,9 @@ class LayerMapping:
                                                   ("beta_bits", self.beta_bits), ("alpha_bits", self.alpha_bits),
                                                   ("recurrent_bits", self.recurrent_bits),
                                                   ("recurrent_rows", self.recurrent_rows),
-                                                  ("synaptic", self.synaptic)) if bits}
+                                                  ("synaptic", self.synaptic),
+                                                  ("channel_blocks", self.conv is not None and self.channel_blocks))
+                      if bits}
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
                 "weight_memory_bits": self.weight_memory_bits, "spram_lanes": self.spram_lanes,
@@ -183,6 +233,9 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     ``spram_lanes`` of them with weights in SPRAM."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
+    conv = getattr(layer, "conv", None) if layer.recurrent is None else None
+    if conv is not None:
+        lanes = conv_lanes(conv.out_channels, lanes)
     weight = crossbar(layer)
     # every current one timestep can add to a neuron: its crossbar row and a one-to-one V
     inputs = np.hstack([weight, np.diag(layer.recurrent)]) if layer.recurrence == "one_to_one" else weight
@@ -192,15 +245,23 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     lanes = min(lanes, layer.n_out)
     one_to_one = layer.recurrence == "one_to_one"
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
-                        weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range),
+                        weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range), conv=conv,
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
-                        spram_lanes=min(spram_lanes, lanes), threshold_bits=_per_neuron_bits(layer.threshold),
+                        spram_lanes=0 if conv is not None else min(spram_lanes, lanes), threshold_bits=_per_neuron_bits(layer.threshold),
                         beta_bits=_per_neuron_bits(layer.beta_q),
                         alpha_bits=_per_neuron_bits(layer.alpha_q) if layer.synaptic else 0,
                         recurrent_bits=signed_bits(layer.recurrent) if one_to_one and np.any(
                             layer.recurrent != layer.recurrent[0]) else 0,
                         recurrent_rows=layer.n_out if layer.recurrence == "dense" else 0,
                         synaptic=layer.synaptic)
+
+
+def conv_lanes(channels: int, lanes: int) -> int:
+    """A conv layer's lanes for a request of ``lanes``: ``channels / 2^i`` for the smallest i that gives at
+    most ``lanes`` (all channels when halving is not exact)."""
+    while channels > lanes and channels % 2 == 0:
+        channels //= 2
+    return channels
 
 
 def _per_neuron_bits(values) -> int:

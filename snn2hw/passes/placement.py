@@ -7,7 +7,8 @@ into SPRAM (depth permitting), then the next.
 ``auto`` lanes: start from one lane per layer; repeatedly take the layer with the most busy cycles
 (``work * groups``, work = its input spikes plus timesteps per inference on reference stimuli) and halve its
 groups
-(``lanes = ceil(neurons / ceil(groups / 2))``); keep the step if the estimate still fits the board (logic
+(``lanes = ceil(neurons / ceil(groups / 2))``; a convolution's lanes are its channels halved a whole number of
+times, see :func:`.mapping.conv_lanes`: a request that changes nothing ends its growth); keep the step if the estimate still fits the board (logic
 at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step that needs fewer block RAMs is kept), else
 stop growing that layer. Without a logic budget, lanes stop at
 :data:`UNBOUNDED_MAX_LANES`.
@@ -74,7 +75,9 @@ def place_network(network: Network, budget: Budget, lanes: int | None,
         if budget.logic_cells is None:
             trial[index] = min(trial[index], UNBOUNDED_MAX_LANES)
         mappings = _with_spram(network, trial, budget)
-        if _better(network, mappings, best, budget):
+        if mappings[index].lanes == best[index].lanes:      # a conv layer's lanes grow by channel blocks only
+            growing.discard(index)
+        elif _better(network, mappings, best, budget):
             current, best = trial, mappings
         else:
             growing.discard(index)
