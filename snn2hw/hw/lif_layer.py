@@ -120,6 +120,9 @@ class DenseLIFLayer(wiring.Component):
 
         group = Signal(range(max(groups, 2)))
         last_group = group == groups - 1
+        # Registered "the word read now is the row's last": keeps the group compare off the path from the FSM
+        # state to `i_events.ready`, and on into the upstream logic.
+        integ_last = Signal(init=groups == 1)
         row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the row being integrated
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         # Spike masks, one word per group, in two halves: the fire pass writes one while the emitter reads
@@ -186,13 +189,14 @@ class DenseLIFLayer(wiring.Component):
                     m.d.sync += last_step.eq(payload.last)
                     m.next = "FIRE_READ"
                 with m.Else():
-                    m.d.sync += row_base.eq(payload.index * groups)
+                    m.d.sync += [row_base.eq(payload.index * groups), integ_last.eq(groups == 1)]
                     m.next = "INTEGRATE"
 
         def integrate_word():
             """Read weight word row_base + group and the membrane of `group`; the sum is written next cycle."""
             m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
-            m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
+            m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1),
+                         integ_last.eq(group == groups - 2 if groups >= 2 else 1)]
 
         def fire_reads(address):
             """Read the fire pass's words of group ``address`` (and the previous spikes of that group)."""
@@ -232,7 +236,7 @@ class DenseLIFLayer(wiring.Component):
                 take_event()
             with m.State("INTEGRATE"):
                 integrate_word()
-                with m.If(last_group):
+                with m.If(integ_last):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
                     take_event()
@@ -257,7 +261,7 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += self.o_membranes.valid.eq(1)
                 end_of_fire()
             if dense_recurrent:
-                self._recurrent_pass(m, own_rd, write_half, group, last_group, row_base, integrate_word)
+                self._recurrent_pass(m, own_rd, write_half, group, integ_last, row_base, integrate_word)
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
@@ -272,7 +276,7 @@ class DenseLIFLayer(wiring.Component):
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
 
-    def _recurrent_pass(self, m: Module, own_rd, write_half, group, last_group, row_base, integrate_word) -> None:
+    def _recurrent_pass(self, m: Module, own_rd, write_half, group, integ_last, row_base, integrate_word) -> None:
         """FSM states integrating V's row n_in + i into every membrane for each neuron i that just fired:
         REC_START reads group 0's new mask, REC_SCAN moves past groups without spikes (one cycle each),
         REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``groups`` cycles)."""
@@ -300,11 +304,12 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += bits.eq(own_rd.data)
                 m.next = "REC_ROW"
         with m.State("REC_ROW"):
-            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0)]
+            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0),
+                         integ_last.eq(groups == 1)]
             m.next = "REC_INTEGRATE"
         with m.State("REC_INTEGRATE"):
             integrate_word()
-            with m.If(last_group):
+            with m.If(integ_last):
                 m.d.sync += group.eq(0)
                 with m.If(bits != 0):
                     m.next = "REC_ROW"
