@@ -8,7 +8,11 @@ Two levels:
 Both are sequences of dense layers, each a fully connected synapse ``I = W x + b`` followed by a leaky
 integrate-and-fire neuron: snnTorch's ``Leaky``, ``RLeaky`` (recurrent), ``Synaptic`` (a second, synaptic
 current state) or ``RSynaptic`` (both), all with ``reset_delay=True``. Convolutions and pooling are lowered to
-dense layers on import (:mod:`snn2hw.importers.spatial`). Integer semantics, per layer, with v, syn and s zero
+dense layers on import (:mod:`snn2hw.importers.spatial`); W is always the full dense matrix and the semantics
+below are defined by it alone. A layer whose W is exactly one 2-D convolution (groups 1, dilation 1) also
+carries that convolution's geometry (``conv``, a :class:`~snn2hw.conv_geometry.ConvGeometry`, checked on
+construction to reproduce W exactly from its kernel), so hardware may store the kernel instead of W. Integer
+semantics, per layer, with v, syn and s zero
 at t = -1 (every inference starts from cleared state), clamp(x) = min(max(x, -2^(B-1)), 2^(B-1) - 1) and
 decay(q, x) = floor(q * x / 2^F)::
 
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .conv_geometry import ConvGeometry
 from .errors import QuantizationError
 
 __all__ = ["Reset", "SourceLayer", "SourceNetwork", "Layer", "Network", "json_value"]
@@ -121,8 +126,10 @@ class SourceLayer(_Dense):
     ``beta``, ``threshold`` and ``alpha`` (Synaptic and RSynaptic only, else None) are each a float or a float64
     array of n_out per-neuron values; ``recurrent`` is RLeaky's or RSynaptic's V ([n_out] one-to-one or
     [n_out, n_out] dense, like ``nn.Linear.weight``) or None. ``fixed`` marks an exact integer layer that
-    quantization keeps as given in a float model too (the OR layer of max pooling on spikes). ``readout`` marks a non-spiking output layer (see the
-    module docstring): its threshold is set to +inf and its reset to none, whatever was given.
+    quantization keeps as given in a float model too (the OR layer of max pooling on spikes). ``readout`` marks a
+    non-spiking output layer (see the module docstring): its threshold is set to +inf and its reset to none,
+    whatever was given. ``conv`` is the geometry of the convolution ``weight`` is (``conv.lower(kernel) ==
+    weight`` exactly, QuantizationError otherwise) or None; it does not change the layer's semantics.
     """
 
     name: str
@@ -135,6 +142,7 @@ class SourceLayer(_Dense):
     recurrent: np.ndarray | None = None
     fixed: bool = False
     readout: bool = False
+    conv: ConvGeometry | None = None
 
     def __post_init__(self):
         if self.readout:
@@ -169,6 +177,7 @@ class SourceLayer(_Dense):
         object.__setattr__(self, "readout", bool(self.readout))
         if not isinstance(self.reset, Reset):
             raise QuantizationError(f"layer {self.name!r}: reset {self.reset!r} is not a Reset")
+        _check_conv(self.conv, weight, self.name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +199,8 @@ class Layer(_Dense):
     ``weight`` is int64 [n_out, n_in], ``bias`` int64 [n_out], ``beta_q`` = round(beta * 2^frac_bits),
     ``threshold`` the integer theta > 0, ``alpha_q`` (Synaptic, RSynaptic) like ``beta_q`` or None; each is an int or an
     int64 array of n_out per-neuron values (:attr:`per_neuron` says whether any is). ``recurrent`` is the
-    integer V (int64 [n_out] or [n_out, n_out]) or None.
+    integer V (int64 [n_out] or [n_out, n_out]) or None. ``conv`` is the geometry of the convolution ``weight``
+    is (:attr:`SourceLayer.conv`; quantization keeps it) or None; in JSON the key ``"conv"``, absent when None.
     """
 
     name: str
@@ -202,6 +212,7 @@ class Layer(_Dense):
     reset: Reset
     alpha_q: int | np.ndarray | None = None
     recurrent: np.ndarray | None = None
+    conv: ConvGeometry | None = None
 
     def __post_init__(self):
         for what in ("weight", "bias"):
@@ -232,6 +243,7 @@ class Layer(_Dense):
         object.__setattr__(self, "frac_bits", int(self.frac_bits))
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "recurrent", _recurrent(self.recurrent, self.n_out, np.int64, self.name))
+        _check_conv(self.conv, self.weight, self.name)
 
     @property
     def beta(self) -> float | np.ndarray:
@@ -278,7 +290,7 @@ class Layer(_Dense):
         return int(np.max(self.threshold))
 
     def to_json(self) -> dict:
-        return {
+        obj = {
             "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
             "beta_q": json_value(self.beta_q), "frac_bits": self.frac_bits, "beta": json_value(self.beta),
             "threshold": json_value(self.threshold), "reset": self.reset.value,
@@ -286,6 +298,9 @@ class Layer(_Dense):
             "alpha_q": json_value(self.alpha_q),
             "recurrent": None if self.recurrent is None else self.recurrent.tolist(),
         }
+        if self.conv is not None:
+            obj["conv"] = self.conv.to_json()
+        return obj
 
     @classmethod
     def from_json(cls, obj: dict) -> "Layer":
@@ -293,7 +308,8 @@ class Layer(_Dense):
         return cls(name=obj["name"], weight=weight, bias=np.array(obj["bias"], dtype=np.int64),
                    beta_q=obj["beta_q"], frac_bits=obj["frac_bits"], threshold=obj["threshold"],
                    reset=Reset(obj["reset"]), alpha_q=obj.get("alpha_q"),
-                   recurrent=None if obj.get("recurrent") is None else np.array(obj["recurrent"], np.int64))
+                   recurrent=None if obj.get("recurrent") is None else np.array(obj["recurrent"], np.int64),
+                   conv=None if obj.get("conv") is None else ConvGeometry.from_json(obj["conv"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,6 +365,15 @@ def _recurrent(values, n_out: int, dtype, layer: str) -> np.ndarray | None:
         raise QuantizationError(f"layer {layer!r}: recurrent weight V must have shape ({n_out},) (one-to-one) or "
                                 f"({n_out}, {n_out}) (dense), got {tuple(array.shape)}")
     return array
+
+
+def _check_conv(conv: ConvGeometry | None, weight: np.ndarray, layer: str) -> None:
+    """Refuse a ``conv`` that is no ConvGeometry or whose convolution is not exactly ``weight``."""
+    if conv is None:
+        return
+    if not isinstance(conv, ConvGeometry):
+        raise QuantizationError(f"layer {layer!r}: conv {conv!r} is not a ConvGeometry")
+    conv.kernel_of(weight, layer)
 
 
 def _first_bad(values, bad) -> float | int:

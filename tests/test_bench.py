@@ -15,6 +15,7 @@ from snn2hw.bench import runner
 from snn2hw.bench.runner import RECORD_FIELDS, BenchOptions, run_workload
 from snn2hw.bench.table import format_table
 from snn2hw.bench.workloads import WORKLOADS, Workload, WorkloadData, bernoulli_stimuli, select_workloads
+from snn2hw.conv_geometry import ConvGeometry
 from snn2hw.errors import Snn2hwError
 from snn2hw.ir import Layer, Network, Reset, SourceLayer, SourceNetwork
 from snn2hw.passes.quantize import quantize
@@ -60,7 +61,11 @@ def test_conv_workload_is_the_unrolled_convolution_of_the_digits():
     kernels = conv.weight.reshape(8, 6, 6, 1, 8, 8)[:, 0, 0, 0, :3, :3].reshape(8, 1, 3, 3)
     expected = torch.nn.functional.conv2d(torch.tensor(image).reshape(1, 1, 8, 8), torch.tensor(kernels))
     assert np.array_equal(conv.weight @ image, expected.numpy().ravel())
+    # the layer carries the convolution's geometry, and the compiled network keeps it
+    assert conv.conv == ConvGeometry((1, 8, 8), 8, (3, 3)) and dense.conv is None
+    assert np.array_equal(conv.conv.kernel_of(conv.weight), kernels)
     network, _ = quantize(b4.source)
+    assert [layer.conv for layer in network.layers] == [conv.conv, None]
     hidden = golden.run(network, b4.stimuli[:64]).spikes[0]
     assert 0.10 <= hidden.mean() <= 0.30
 

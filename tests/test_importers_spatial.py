@@ -30,18 +30,23 @@ def test_conv2d_dense_equals_torch_conv2d(dims, out_channels, kernel, stride, pa
     weight = rng.integers(-8, 9, (out_channels, dims[0] // groups, kh, kw)).astype(np.float64)
     bias = rng.integers(-8, 9, out_channels).astype(np.float64)
     x = rng.integers(0, 2, (5, *dims)).astype(np.float64)
-    matrix, dense_bias, out_shape = conv2d_dense(weight, bias, FeatureShape(*dims), stride, padding, dilation, groups)
+    matrix, dense_bias, out_shape, geometry = conv2d_dense(weight, bias, FeatureShape(*dims), stride, padding,
+                                                           dilation, groups)
     expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias), stride=stride,
                         padding=padding, dilation=dilation, groups=groups).numpy()
     assert out_shape.dims == expected.shape[1:]
     assert np.array_equal(x.reshape(5, -1) @ matrix.T + dense_bias, expected.reshape(5, -1))
+    if groups == 1 and dilation == 1:   # the geometry is given exactly when it describes the matrix
+        assert geometry.out_shape == out_shape.dims and np.array_equal(geometry.lower(weight), matrix)
+    else:
+        assert geometry is None
 
 
 def test_conv2d_dense_without_bias_and_asymmetric_onnx_pads():
     rng = np.random.default_rng(7)
     weight = rng.integers(-4, 5, (2, 1, 2, 2)).astype(np.float64)
     x = rng.integers(0, 2, (1, 1, 5, 5)).astype(np.float64)
-    matrix, bias, out_shape = conv2d_dense(weight, None, FeatureShape(1, 5, 5), padding=(0, 1, 1, 0))
+    matrix, bias, out_shape, _ = conv2d_dense(weight, None, FeatureShape(1, 5, 5), padding=(0, 1, 1, 0))
     expected = F.conv2d(F.pad(torch.from_numpy(x), (1, 0, 0, 1)), torch.from_numpy(weight)).numpy()  # (l, r, t, b)
     assert not bias.any() and out_shape.dims == expected.shape[1:]
     assert np.array_equal(matrix @ x.ravel(), expected.ravel())
@@ -75,7 +80,7 @@ def test_max_pool_layer_is_max_pool2d_of_spikes_in_the_golden_model(dims, kernel
 def test_neuron_order_is_channel_row_column():
     """Input neuron c * H * W + y * W + x is channel c, row y, column x: a 1x1 conv reading channel 1 of a 2x3x4
     map connects output neuron y * 4 + x to input neuron 12 + y * 4 + x."""
-    matrix, _, out_shape = conv2d_dense(np.array([[[[0.0]], [[1.0]]]]), None, FeatureShape(2, 3, 4))
+    matrix, _, out_shape, _ = conv2d_dense(np.array([[[[0.0]], [[1.0]]]]), None, FeatureShape(2, 3, 4))
     assert out_shape == FeatureShape(1, 3, 4)
     assert [int(np.flatnonzero(row)[0]) for row in matrix] == [12 + y * 4 + x for y in range(3) for x in range(4)]
 

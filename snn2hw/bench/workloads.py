@@ -10,7 +10,7 @@
 * **B4 conv**: 1x8x8 -> Conv2d 3x3, 8 channels, no padding (8x6x6) -> 10, integer weights uniform in
   [-7, 7], beta 0.875, subtract reset, thresholds calibrated as B3's, on the digits example's rate code of its
   test split, T = 16. The convolution is compiled as importers lower it: a dense layer with the unrolled
-  kernel (:mod:`snn2hw.importers.spatial`).
+  kernel (:mod:`snn2hw.importers.spatial`) that carries its geometry (``conv``).
 
 Random workloads draw their weights and their stimuli from fixed seeds; the first k of n stimuli are the
 same for every n.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -134,11 +134,12 @@ def _load_b4(samples: int) -> WorkloadData:
 
     rng = np.random.default_rng(WEIGHT_SEED)
     kernel = rng.integers(-7, 8, (8, 1, 3, 3))
-    conv, _, maps = conv2d_dense(kernel, None, FeatureShape(1, 8, 8), name="conv1")
+    conv, _, maps, geometry = conv2d_dense(kernel, None, FeatureShape(1, 8, 8), name="conv1")
     weights = [conv.astype(np.int64), rng.integers(-7, 8, (10, maps.size))]
     stimuli = _digits_stimuli()
     network = _calibrated(weights, stimuli, ["conv1", "fc1"], beta=CONV_BETA)
-    return WorkloadData(SourceNetwork(network.layers, origin="B4"), "B4", stimuli)
+    layers = (replace(network.layers[0], conv=geometry), *network.layers[1:])
+    return WorkloadData(SourceNetwork(layers, origin="B4"), "B4", stimuli)
 
 
 def _digits_example():

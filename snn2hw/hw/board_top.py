@@ -151,7 +151,7 @@ class UARTAccelerator(wiring.Component):
                     m.d.sync += [low.word_select(position, 8).eq(r_bytes.payload), position.eq(position + 1)]
 
         # Input beats -> accelerator, one inference at a time, through a register slice: the first layer's
-        # combinational ready ends there instead of in the FIFO's read logic (a critical path).
+        # combinational ready ends there instead of in the FIFO's read logic (it was B1's critical path).
         m.submodules.rx_slice = rx_slice = SkidBuffer(beat_width(n_in))
         wiring.connect(m, rx_fifo.r_stream, rx_slice.i)
         r_beats, i_spikes = rx_slice.o, accelerator.i_spikes
@@ -173,9 +173,10 @@ class UARTAccelerator(wiring.Component):
                     m.next = "IDLE"
 
         # Accelerator -> output beats -> bytes, least significant first; nothing is ever dropped.
-        o_spikes, w_out = accelerator.o_spikes, tx_fifo.w_stream
-        m.d.comb += [w_out.payload.eq(o_spikes.payload), w_out.valid.eq(o_spikes.valid),
-                     o_spikes.ready.eq(w_out.ready)]
+        # A register slice again: the FIFO's ready ends there instead of in the last layer's emitter.
+        m.submodules.tx_slice = tx_slice = SkidBuffer(beat_width(n_out))
+        wiring.connect(m, accelerator.o_spikes, tx_slice.i)
+        wiring.connect(m, tx_slice.o, tx_fifo.w_stream)
         out_bytes = beat_bytes(n_out)
         o_beats = tx_fifo.r_stream
         if out_bytes == 1:

@@ -121,6 +121,9 @@ class DenseLIFLayer(wiring.Component):
 
         group = Signal(range(max(groups, 2)))
         last_group = group == groups - 1
+        # Registered "the word read now is the row's last": keeps the group compare off the path from the FSM
+        # state to `i_events.ready`, and on into the upstream logic.
+        integ_last = Signal(init=groups == 1)
         row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the row being integrated
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         # Spike masks, one word per group, in two halves: the fire pass writes one while the emitter reads
@@ -191,13 +194,14 @@ class DenseLIFLayer(wiring.Component):
                     if mp.conv:
                         conv_tap.start(payload.index)
                     else:
-                        m.d.sync += row_base.eq(payload.index * groups)
+                        m.d.sync += [row_base.eq(payload.index * groups), integ_last.eq(groups == 1)]
                     m.next = "INTEGRATE"
 
         def integrate_word():
             """Read weight word row_base + group and the membrane of `group`; the sum is written next cycle."""
             m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
-            m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1)]
+            m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1),
+                         integ_last.eq(group == groups - 2 if groups >= 2 else 1)]
 
         def fire_reads(address):
             """Read the fire pass's words of group ``address`` (and the previous spikes of that group)."""
@@ -237,11 +241,10 @@ class DenseLIFLayer(wiring.Component):
                 take_event()
             with m.State("INTEGRATE"):
                 if mp.conv:
-                    finished = conv_tap.step()
+                    conv_tap.step()
                 else:
                     integrate_word()
-                    finished = last_group
-                with m.If(finished):
+                with m.If(conv_tap.last if mp.conv else integ_last):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
                     take_event()
@@ -269,7 +272,7 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += self.o_membranes.valid.eq(1)
                 end_of_fire()
             if dense_recurrent:
-                self._recurrent_pass(m, own_rd, write_half, group, last_group, row_base, integrate_word)
+                self._recurrent_pass(m, own_rd, write_half, group, integ_last, row_base, integrate_word)
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
@@ -285,7 +288,7 @@ class DenseLIFLayer(wiring.Component):
         outer.d.comb += self.loaded.eq(weights.loaded)
         return outer
 
-    def _recurrent_pass(self, m: Module, own_rd, write_half, group, last_group, row_base, integrate_word) -> None:
+    def _recurrent_pass(self, m: Module, own_rd, write_half, group, integ_last, row_base, integrate_word) -> None:
         """FSM states integrating V's row n_in + i into every membrane for each neuron i that just fired:
         REC_START reads group 0's new mask, REC_SCAN moves past groups without spikes (one cycle each),
         REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``groups`` cycles)."""
@@ -313,11 +316,12 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += bits.eq(own_rd.data)
                 m.next = "REC_ROW"
         with m.State("REC_ROW"):
-            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0)]
+            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0),
+                         integ_last.eq(groups == 1)]
             m.next = "REC_INTEGRATE"
         with m.State("REC_INTEGRATE"):
             integrate_word()
-            with m.If(last_group):
+            with m.If(integ_last):
                 m.d.sync += group.eq(0)
                 with m.If(bits != 0):
                     m.next = "REC_ROW"
@@ -454,7 +458,7 @@ def shift_add_product(value, factor: int):
 class _ConvTaps:
     """The counters and pipeline registers of a conv layer's integration (see
     :meth:`DenseLIFLayer._conv_integration`): :meth:`start` on taking a spike, :meth:`step` in each
-    integration cycle (returns the last cycle's condition)."""
+    integration cycle; ``last`` is high in a spike's last one."""
 
     def __init__(self, m: Module, decode_rd, row_rd, col_rd, weights, mem_rd, write_valid, write_group, mp):
         self.m, self.decode_rd, self.mp = m, decode_rd, mp
@@ -463,6 +467,7 @@ class _ConvTaps:
         self.ky, self.kx = Signal(range(max(kh, 2)), name="tap_ky"), Signal(range(max(kw, 2)), name="tap_kx")
         self.j = Signal(range(max(blocks, 2)), name="tap_block")
         self.r = Signal(range(max(mp.integration_cycles, 2)), name="tap")
+        self.last = Signal(name="tap_last")         # registered: the offset being read is the spike's last
         s1_valid, s1_block = Signal(name="s1_valid"), Signal.like(self.j, name="s1_block")
         s1_word = Signal.like(decode_rd.data.kernel, name="s1_word")
         self.s0_active = Signal(name="s0_active")
@@ -479,13 +484,15 @@ class _ConvTaps:
     def start(self, index) -> None:
         """Take spike ``index``: decode it, offsets from (0, 0, block 0)."""
         self.m.d.comb += [self.decode_rd.addr.eq(index), self.decode_rd.en.eq(1)]
-        self.m.d.sync += [self.ky.eq(0), self.kx.eq(0), self.j.eq(0), self.r.eq(0)]
+        self.m.d.sync += [self.ky.eq(0), self.kx.eq(0), self.j.eq(0), self.r.eq(0),
+                          self.last.eq(self.mp.integration_cycles == 1)]
 
-    def step(self):
-        """One offset and block of the current spike (S0); True in its last cycle."""
+    def step(self) -> None:
+        """One offset and block of the current spike (S0); ``last`` is set in its last cycle."""
         m, blocks, (kh, kw) = self.m, self.mp.channel_blocks, self.mp.conv.kernel
+        cycles = self.mp.integration_cycles
         m.d.comb += self.s0_active.eq(1)
-        m.d.sync += self.r.eq(self.r + 1)
+        m.d.sync += [self.r.eq(self.r + 1), self.last.eq(self.r == cycles - 2 if cycles >= 2 else 1)]
         with m.If(self.j == blocks - 1):
             m.d.sync += self.j.eq(0)
             with m.If(self.kx == kw - 1):
@@ -494,4 +501,3 @@ class _ConvTaps:
                 m.d.sync += self.kx.eq(self.kx + 1)
         with m.Else():
             m.d.sync += self.j.eq(self.j + 1)
-        return self.r == self.mp.integration_cycles - 1

@@ -33,20 +33,21 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
     lanes)``. Costs: one cycle to read group 0's mask, then one cycle per group
     without spikes; a group with spikes costs one cycle to load its mask and one per spike beat.
 
-    The beat's lane and the group's spikes after it are registers, computed when the mask is loaded and after
-    each beat: the lowest-set-bit logic stays off the path from the consumer's ``ready`` to the next mask read
-    and off the path into the consumer."""
+    The beat's lane, the group's spikes after it and whether there are any are registers, computed when the
+    mask is loaded and after each beat: the lowest-set-bit logic stays off the path from the consumer's
+    ``ready`` to the next mask read and off the path into the consumer."""
     group_bits = len(mask_rd.addr) - 1
     group, half = Signal(group_bits), Signal()
     lane = Signal(range(max(lanes, 2)))                   # the spike being sent: its lane
     rest = Signal(lanes)                                  # the group's spikes after it
+    rest_empty = Signal()                                 # rest == 0
     following = Signal(group_bits)
     m.d.comb += following.eq(group + 1)
 
     def load(mask):
         """Send the spikes of ``mask`` next: its lowest set bit first, then the others."""
         others, lowest = lowest_set_bit(m, mask, lanes)
-        m.d.sync += [lane.eq(lowest), rest.eq(others)]
+        m.d.sync += [lane.eq(lowest), rest.eq(others), rest_empty.eq(others == 0)]
 
     def next_group():
         with m.If(group == groups - 1):
@@ -72,7 +73,7 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
             m.d.comb += [out.valid.eq(1), out.payload.index.eq(neuron_of(group, lane, lanes))]
             with m.If(out.ready):
                 load(rest)
-                with m.If(rest == 0):
+                with m.If(rest_empty):
                     next_group()
         with m.State("END"):
             m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]

@@ -7,7 +7,9 @@ nodes named freely and edges listed in any order (snnTorch's ``export_to_nir`` l
 nodes before a neuron compose into the layer's one dense matrix (:mod:`.nir_spatial`); a neuron over a (C, H, W)
 map is C*H*W neurons in C,H,W order, its parameters given per neuron ([C, H, W]), per channel ([C, 1, 1]) or as
 one value. The shape of the Input node (or a first Conv2d's ``input_shape``) gives the first map. A layer is named
-after its last Affine/Linear/Conv2d node (else its last pooling node; ``fc1``; ``0`` becomes ``layer0``). Every
+after its last Affine/Linear/Conv2d node (else its last pooling node; ``fc1``; ``0`` becomes ``layer0``). A layer
+whose linear nodes are one Conv2d (groups 1, dilation 1; Flattens aside) keeps its geometry as ``conv`` unless
+per-neuron input scales (below) differ within a channel, which makes the weight no convolution. Every
 other node type, a cycle (recurrent connection), a branch or a node off the chain is refused naming the node.
 
 NIR neurons are continuous-time; they are discretized by forward Euler at the time step ``dt``::
@@ -271,7 +273,7 @@ def _layer(graph: nir.NIRGraph, linear: list[str], neuron: str, index: int, dt: 
     naming = [name for name in linear if isinstance(graph.nodes[name], _NAMING)]
     name = layer_name((naming or [name for name in linear if isinstance(graph.nodes[name], WEIGHTED_NODES)])[-1],
                       index, taken)
-    weight, bias, signal = compose([(_describe(graph, node), graph.nodes[node]) for node in linear], signal)
+    weight, bias, signal, conv = compose([(_describe(graph, node), graph.nodes[node]) for node in linear], signal)
     node = graph.nodes[neuron]
     params = _Params(graph, neuron, weight.shape[0], signal.shape)
     for field in ("v_leak", "v_reset"):
@@ -288,9 +290,12 @@ def _layer(graph: nir.NIRGraph, linear: list[str], neuron: str, index: int, dt: 
     else:
         beta, scale = 1.0, params.snap(params.array("r") * params.rounded_dt("r", dt), "r")
     readout = isinstance(node, nir.LI)
-    layer = SourceLayer(name=name, weight=weight * scale[:, None], bias=bias * scale, beta=beta,
+    weight = weight * scale[:, None]
+    if conv is not None and not conv.matches(weight):
+        conv = None   # input scales that differ within a channel: no longer one convolution
+    layer = SourceLayer(name=name, weight=weight, bias=bias * scale, beta=beta,
                         threshold=np.inf if readout else params.array("v_threshold"), reset=reset, alpha=alpha,
-                        readout=readout)
+                        readout=readout, conv=conv)
     return layer, Signal(signal.size, signal.shape, _describe(graph, neuron))
 
 

@@ -13,6 +13,9 @@ PyTorch's C,H,W flatten order (:mod:`.spatial`). Each node is an affine map ``x 
 * ``Affine`` / ``Linear``: its weight (and bias), taking all neurons of its input, a map flattened implicitly.
 
 A chain of nodes composes by matrix products: ``M = M_k ... M_1``, ``c = M_k (... (M_2 c_1 + c_2) ...) + c_k``.
+When the only weighted node of a chain is a ``Conv2d`` with groups 1 and dilation 1, ``M`` is that convolution and
+its :class:`~snn2hw.conv_geometry.ConvGeometry` comes with it; any other chain (a Conv2d composed with a pooling
+or an Affine, say) is a plain dense map.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import nir
 
+from ..conv_geometry import ConvGeometry
 from ..errors import ModelFormatError, UnsupportedModelError
 from . import one_line
 from .spatial import FeatureShape, conv2d_dense, sum_pool_dense
@@ -43,19 +47,24 @@ class Signal:
     source: str
 
 
-def compose(nodes: list[tuple[str, nir.NIRNode]], signal: Signal) -> tuple[np.ndarray, np.ndarray, Signal]:
+def compose(nodes: list[tuple[str, nir.NIRNode]], signal: Signal
+            ) -> tuple[np.ndarray, np.ndarray, Signal, ConvGeometry | None]:
     """The affine map ``(weight [n_out, n_in], bias [n_out])`` of the described ``nodes`` applied in order to
-    ``signal``, and the signal it gives. At least one node must be weighted (not only Flatten)."""
+    ``signal``, the signal it gives, and the geometry of the convolution ``weight`` is when its only weighted
+    node is a Conv2d of groups 1 and dilation 1 (else None). At least one node must be weighted (not only
+    Flatten)."""
     weight = bias = None
+    geometries = []
     for label, node in nodes:
         with _malformed(label):
-            matrix, offset, signal = _lower(label, node, signal)
+            matrix, offset, signal, geometry = _lower(label, node, signal)
         if matrix is None:
             continue
+        geometries.append(geometry)
         weight = matrix if weight is None else matrix @ weight
         bias = offset if bias is None else matrix @ bias + offset
     assert weight is not None, "the chain check guarantees a weighted node"
-    return weight, bias, signal
+    return weight, bias, signal, geometries[0] if len(geometries) == 1 else None
 
 
 @contextmanager
@@ -118,14 +127,14 @@ def _map(label: str, signal: Signal) -> FeatureShape:
 
 
 def _lower(label: str, node: nir.NIRNode, signal: Signal):
-    """``(matrix, bias, output signal)`` of one node; ``(None, None, output)`` for the identity (Flatten)."""
+    """``(matrix, bias, output signal, convolution geometry or None)`` of one node; ``(None, None, output,
+    None)`` for the identity (Flatten)."""
     if isinstance(node, nir.Flatten):
-        return None, None, Signal(signal.size, None, label)
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        return _dense(label, node, signal)
+        return None, None, Signal(signal.size, None, label), None
     if isinstance(node, nir.Conv2d):
         return _conv(label, node, signal)
-    return _pool(label, node, signal)
+    lower = _dense if isinstance(node, (nir.Affine, nir.Linear)) else _pool
+    return (*lower(label, node, signal), None)
 
 
 def _dense(label: str, node, signal: Signal):
@@ -155,9 +164,9 @@ def _conv(label: str, node: nir.Conv2d, signal: Signal):
         raise UnsupportedModelError(f"{label}: input_shape {declared} differs from the {shape} map "
                                     f"{signal.source} gives")
     padding = _padding(label, node, weight.shape[2:])
-    matrix, bias, out = conv2d_dense(weight, floats(node.bias, f"the bias of {label}"), shape, node.stride,
-                                     padding, node.dilation, groups, name=label)
-    return matrix, bias, Signal(out.size, out, label)
+    matrix, bias, out, geometry = conv2d_dense(weight, floats(node.bias, f"the bias of {label}"), shape,
+                                               node.stride, padding, node.dilation, groups, name=label)
+    return matrix, bias, Signal(out.size, out, label), geometry
 
 
 def _padding(label: str, node: nir.Conv2d, kernel: tuple[int, int]):

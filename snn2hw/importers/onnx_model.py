@@ -27,7 +27,9 @@ Spatial layers are lowered to dense ones by :mod:`.spatial`, neurons in PyTorch'
 shapes the graph input declares ([1, C, H, W]; a symbolic batch dimension counts as 1):
 
 * ``Conv`` (2-D, explicit ``pads``, any strides, dilations and groups) is the layer's synapse, unrolled to a dense
-  matrix (:func:`.spatial.conv2d_dense`); a per-channel beta or threshold ([C, 1, 1]) is spread over the map;
+  matrix (:func:`.spatial.conv2d_dense`; with group 1 and dilation 1 the layer keeps its geometry as ``conv``,
+  also when its quantized weight is divided by per-channel scales, below); a per-channel beta or threshold
+  ([C, 1, 1]) is spread over the map;
 * ``MaxPool`` (2-D, ``ceil_mode=0``, dilation 1) of spikes becomes a fixed OR layer (:func:`.spatial.max_pool_layer`);
   a MaxPool of currents (``Conv -> MaxPool -> Leaky``) is refused: pooling currents is not an OR of spikes;
 * ``Flatten``, ``Reshape`` (to a constant shape), ``Squeeze`` and ``Unsqueeze`` of spikes keep the element order,
@@ -60,6 +62,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
+from ..conv_geometry import ConvGeometry
 from ..errors import ModelFormatError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line
@@ -433,11 +436,11 @@ class _Matcher:
                ) -> tuple[SourceLayer, tuple[str, ...], str, tuple[int, ...]]:
         """Match the layer fed by ``value`` of shape ``dims``; return it, its state inputs, its spike value and
         the spikes' shape."""
-        dense, weight, bias, current, grid, dims = self._dense(value, dims)
+        dense, weight, bias, current, grid, dims, conv = self._dense(value, dims)
         self.neuron_dims = dims
         name = layer_name(_prefix(dense), index, self.names)
         if is_stateful(self, current):
-            return (*self._stateful_layer(name, weight, bias, current, grid), dims)
+            return (*self._stateful_layer(name, weight, bias, current, grid, conv), dims)
         add = self._only_consumer(current, "the membrane Add of an snnTorch Leaky")
         if add.op_type == "MaxPool":
             raise UnsupportedModelError(f"unsupported {_describe(add)}: it pools the currents of "
@@ -455,11 +458,11 @@ class _Matcher:
         if grid is not None:
             weight, bias, threshold, _ = _integer_weights(weight, bias, threshold, None, grid[0])
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(beta, n_out, "beta", name),
-                            threshold=threshold, reset=reset)
+                            threshold=threshold, reset=reset, conv=conv)
         return layer, (mem_in,), spike, dims
 
     def _stateful_layer(self, name: str, weight: np.ndarray, bias: np.ndarray, current: str,
-                        grid: tuple | None) -> tuple[SourceLayer, tuple[str, ...], str]:
+                        grid: tuple | None, conv: ConvGeometry | None) -> tuple[SourceLayer, tuple[str, ...], str]:
         """A layer whose neuron is a Synaptic, an RLeaky or an RSynaptic (:mod:`.onnx_neurons`)."""
         n_out = weight.shape[0]
         neuron = match_stateful(self, current, n_out, name, self.neuron_dims)
@@ -468,7 +471,7 @@ class _Matcher:
             weight, bias, threshold, recurrent = _integer_weights(weight, bias, threshold, recurrent, grid[0])
         alpha = None if neuron.alpha is None else self._param(neuron.alpha, n_out, "alpha", name)
         layer = SourceLayer(name=name, weight=weight, bias=bias, beta=self._param(neuron.beta, n_out, "beta", name),
-                            threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent)
+                            threshold=threshold, reset=neuron.reset, alpha=alpha, recurrent=recurrent, conv=conv)
         return layer, neuron.states, neuron.spike
 
     # -- what onnx_neurons uses
@@ -549,16 +552,19 @@ class _Matcher:
         return Reset.NONE
 
     def _dense(self, value: str, dims: tuple[int, ...] | None
-               ) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None, tuple[int, ...]]:
+               ) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, str, tuple | None, tuple[int, ...],
+                          ConvGeometry | None]:
         """Match ``Gemm``/``MatMul``/``Conv`` [+ constant Add] on ``value`` of shape ``dims``: (node, weight,
-        bias, output, (neuron scales, quantizer) of a quantized weight (:func:`_neuron_scales`), output shape)."""
+        bias, output, (neuron scales, quantizer) of a quantized weight (:func:`_neuron_scales`), output shape,
+        the Conv's geometry (groups 1, dilation 1; else None))."""
         node = self._only_consumer(value, "a Gemm, MatMul or Conv")
         if node.op_type not in _DENSE_OPS:
             raise self._unexpected(node, "a Gemm, MatMul or Conv")
         if node.input[0] != value:
             raise UnsupportedModelError(f"{_describe(node)}: the data {value!r} must be its first operand")
+        conv = None
         if node.op_type == "Conv":
-            weight, bias, dims = self._conv(node, dims)
+            weight, bias, dims, conv = self._conv(node, dims)
         else:
             weight, bias = self._gemm(node) if node.op_type == "Gemm" else self._matmul(node)
             dims = (1, weight.shape[0])
@@ -572,11 +578,12 @@ class _Matcher:
             bias = bias + _broadcast_bias(users[0], self.g.const(_other(users[0], out)), dims)
             self._take(users[0])
             out = users[0].output[0]
-        return node, weight, bias, out, grid, dims
+        return node, weight, bias, out, grid, dims, conv
 
     def _conv(self, node: onnx.NodeProto, dims: tuple[int, ...] | None
-              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-        """A 2-D Conv unrolled to a dense matrix (:func:`conv2d_dense`): (weight, bias, output shape)."""
+              ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], ConvGeometry | None]:
+        """A 2-D Conv unrolled to a dense matrix (:func:`conv2d_dense`): (weight, bias, output shape, geometry
+        or None)."""
         attrs = _attrs(node)
         weight = self._const_input(node, 1, "weight")
         if weight.ndim != 4:
@@ -584,10 +591,10 @@ class _Matcher:
                                         f"convolutions (nn.Conv2d) are supported")
         _check_auto_pad(node, attrs)
         bias = self._const_input(node, 2, "bias") if len(node.input) > 2 and node.input[2] else None
-        matrix, bias, out = conv2d_dense(weight, bias, _feature_shape(node, dims), attrs.get("strides", 1),
-                                         attrs.get("pads", 0), attrs.get("dilations", 1), attrs.get("group", 1),
-                                         name=_describe(node))
-        return matrix, bias, (1, *out.dims)
+        matrix, bias, out, conv = conv2d_dense(weight, bias, _feature_shape(node, dims), attrs.get("strides", 1),
+                                               attrs.get("pads", 0), attrs.get("dilations", 1),
+                                               attrs.get("group", 1), name=_describe(node))
+        return matrix, bias, (1, *out.dims), conv
 
     def _gemm(self, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
         attrs = _attrs(node)

@@ -5,7 +5,9 @@ A feature map of shape ``(C, H, W)`` is a vector of ``C * H * W`` neurons in PyT
 indices, and a convolution or pooling becomes a matrix [outputs, inputs] acting on such vectors:
 
 * :func:`conv2d_dense`: ``nn.Conv2d`` / ONNX ``Conv`` with zero padding (cross-correlation, as PyTorch);
-  the matrix holds each kernel weight once per output position (unrolled, not weight-shared);
+  the matrix holds each kernel weight once per output position (unrolled, not weight-shared), and with groups 1
+  and dilation 1 comes with the convolution's :class:`~snn2hw.conv_geometry.ConvGeometry`, which a layer carries
+  next to the matrix (:attr:`snn2hw.ir.SourceLayer.conv`);
 * :func:`sum_pool_dense`: the sum over each window (NIR ``SumPool2d``; ``AvgPool2d`` is it divided by the
   window size), a linear map that composes with the next linear one by a matrix product;
 * :func:`max_pool_layer`: ``nn.MaxPool2d`` of 0/1 spikes = OR over each window, an exact integer layer (weight
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..conv_geometry import ConvGeometry, output_size, scatter_kernel, window_taps
 from ..errors import Snn2hwError, UnsupportedModelError
 from ..ir import Reset, SourceLayer
 
@@ -87,38 +90,29 @@ def _pads(padding, name: str) -> tuple[int, int, int, int]:
 def _taps(shape: FeatureShape, kernel, stride, padding, dilation, name: str):
     """The windows of a 2-D sliding operation: ``(H_out, W_out)`` and, per kernel offset ``(ky, kx)``, the
     flat output positions ``y * W_out + x`` whose window puts that offset inside the input, and the flat input
-    positions ``iy * W + ix`` it reads there."""
+    positions ``iy * W + ix`` it reads there (:func:`snn2hw.conv_geometry.window_taps`)."""
     (kh, kw), (sh, sw), (dh, dw) = (_pair(kernel, "kernel", name), _pair(stride, "stride", name),
                                     _pair(dilation, "dilation", name))
-    top, left, bottom, right = _pads(padding, name)
+    pads = _pads(padding, name)
     if min(kh, kw, sh, sw, dh, dw) < 1:
         raise UnsupportedModelError(f"{name}: kernel {(kh, kw)}, stride {(sh, sw)} and dilation {(dh, dw)} must "
                                     f"be >= 1")
-    out_h = (shape.height + top + bottom - dh * (kh - 1) - 1) // sh + 1
-    out_w = (shape.width + left + right - dw * (kw - 1) - 1) // sw + 1
+    out_h = output_size(shape.height, kh, sh, pads[0], pads[2], dh)
+    out_w = output_size(shape.width, kw, sw, pads[1], pads[3], dw)
     if out_h < 1 or out_w < 1:
-        raise UnsupportedModelError(f"{name}: kernel {(kh, kw)} does not fit the {shape} input with padding "
-                                    f"{(top, left, bottom, right)}")
-    rows, cols = np.arange(out_h) * sh - top, np.arange(out_w) * sw - left
-    taps = []
-    for ky in range(kh):
-        iy = rows + ky * dh
-        in_y = (iy >= 0) & (iy < shape.height)
-        for kx in range(kw):
-            ix = cols + kx * dw
-            in_x = (ix >= 0) & (ix < shape.width)
-            out = (np.flatnonzero(in_y)[:, None] * out_w + np.flatnonzero(in_x)[None, :]).ravel()
-            inp = (iy[in_y][:, None] * shape.width + ix[in_x][None, :]).ravel()
-            taps.append((ky, kx, out, inp))
+        raise UnsupportedModelError(f"{name}: kernel {(kh, kw)} does not fit the {shape} input with padding {pads}")
+    taps = window_taps((shape.height, shape.width), (out_h, out_w), (kh, kw), (sh, sw), pads, (dh, dw))
     return (out_h, out_w), taps
 
 
 def conv2d_dense(weight: np.ndarray, bias: np.ndarray | None, shape: FeatureShape, stride=1, padding=0,
                  dilation=1, groups: int = 1, name: str = "Conv2d"
-                 ) -> tuple[np.ndarray, np.ndarray, FeatureShape]:
+                 ) -> tuple[np.ndarray, np.ndarray, FeatureShape, ConvGeometry | None]:
     """``nn.Conv2d`` with ``weight`` [O, C / groups, kh, kw] and ``bias`` [O] (None: zeros) on a ``shape`` input as
-    (matrix float64 [O * H_out * W_out, C * H * W], bias [O * H_out * W_out], output shape); ``name`` names the
-    layer in errors. ``matrix @ x.ravel() + bias == conv2d(x, weight, bias, ...).ravel()`` for x of ``shape``."""
+    (matrix float64 [O * H_out * W_out, C * H * W], bias [O * H_out * W_out], output shape, geometry); ``name``
+    names the layer in errors. ``matrix @ x.ravel() + bias == conv2d(x, weight, bias, ...).ravel()`` for x of
+    ``shape``. The geometry (:class:`~snn2hw.conv_geometry.ConvGeometry`, whose ``lower(weight)`` is the matrix)
+    is given for groups 1 and dilation 1, else None."""
     weight = np.asarray(weight, dtype=np.float64)
     if weight.ndim != 4:
         raise UnsupportedModelError(f"{name}: weight has shape {weight.shape}, expected 4-D [O, C, kh, kw]")
@@ -133,13 +127,16 @@ def conv2d_dense(weight: np.ndarray, bias: np.ndarray | None, shape: FeatureShap
     group_out = out_channels // groups
     for group in range(groups):
         outs, ins = slice(group * group_out, (group + 1) * group_out), slice(group * group_in, (group + 1) * group_in)
-        block = matrix[outs, :, ins, :]   # a view: O/g output and C/g input channels of this group
-        for ky, kx, out, inp in taps:
-            block[:, out, :, inp] = weight[outs, :, ky, kx]   # broadcast over the (out, inp) pairs
+        # matrix[outs, :, ins, :] is a view: the O/g output and C/g input channels of this group
+        scatter_kernel(matrix[outs, :, ins, :], weight[outs], taps)
     bias = np.zeros(out_channels) if bias is None else np.asarray(bias, dtype=np.float64).reshape(-1)
     if bias.shape != (out_channels,):
         raise UnsupportedModelError(f"{name}: bias has {bias.size} values for {out_channels} output channels")
-    return (matrix.reshape(out_shape.size, shape.size), np.repeat(bias, out_h * out_w), out_shape)
+    geometry = None
+    if groups == 1 and _pair(dilation, "dilation", name) == (1, 1):
+        geometry = ConvGeometry(shape.dims, out_channels, weight.shape[2:], _pair(stride, "stride", name),
+                                _pads(padding, name))
+    return (matrix.reshape(out_shape.size, shape.size), np.repeat(bias, out_h * out_w), out_shape, geometry)
 
 
 def sum_pool_dense(shape: FeatureShape, kernel, stride=None, padding=0, name: str = "SumPool2d"

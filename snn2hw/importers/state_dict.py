@@ -25,11 +25,11 @@ and ending with a Leaky. A layer is named after its Linear's or Conv2d's prefix 
 Convolutions: a state dict holds neither the input's height and width nor a convolution's stride and padding nor
 the parameterless modules (``nn.MaxPool2d``, ``nn.Flatten``). So the caller gives the input shape C,H,W
 (``--input-shape``), each ``nn.Conv2d`` is read as PyTorch's default ``stride=1, padding=0`` (unrolled to a dense
-layer by :func:`.spatial.conv2d_dense`, neurons in C,H,W order), a Linear after a Conv2d is taken to follow an
-``nn.Flatten`` and must take exactly the C * H * W spikes the Conv2d gives, and a Conv2d must be followed by such
-a Linear (its size is the only check of the assumed geometry). Another size, a Conv2d after a Linear, or a
-Conv2d at the end is refused: pooling, padding and strides cannot be recovered from a state dict, so such a
-network must be exported to ONNX or NIR.
+layer by :func:`.spatial.conv2d_dense`, neurons in C,H,W order, its geometry kept as the layer's ``conv``), a
+Linear after a Conv2d is taken to follow an ``nn.Flatten`` and must take exactly the C * H * W spikes the Conv2d
+gives, and a Conv2d must be followed by such a Linear (its size is the only check of the assumed geometry).
+Another size, a Conv2d after a Linear, or a Conv2d at the end is refused: pooling, padding and strides cannot be
+recovered from a state dict, so such a network must be exported to ONNX or NIR.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conv_geometry import ConvGeometry
 from ..errors import ModelFormatError, QuantizationError, UnsupportedModelError
 from ..ir import Reset, SourceLayer, SourceNetwork
 from . import check_graded_spikes, check_model_file, layer_name, neuron_param, one_line, scalar_param
@@ -156,8 +157,9 @@ def _layers(groups: dict[str, dict[str, np.ndarray]], input_shape: FeatureShape 
                                         f"snn.Leaky of {fc_prefix!r} was expected (layers must alternate "
                                         f"nn.Linear/nn.Conv2d, snn.Leaky)")
         name = layer_name(fc_prefix, index // 2 + 1, taken)
-        weight, bias, shape = _synapse(name, fc_kind, fc, shape, first=index == 0)
-        layers.append(_layer(name, weight, bias, {key: spread_over(value, shape) for key, value in lif.items()}))
+        weight, bias, shape, conv = _synapse(name, fc_kind, fc, shape, first=index == 0)
+        layers.append(_layer(name, weight, bias, {key: spread_over(value, shape) for key, value in lif.items()},
+                             conv))
     if shape is not None and layers:
         raise UnsupportedModelError(f"layer {layers[-1].name!r} (nn.Conv2d) is not followed by an nn.Linear, which "
                                     f"would check its assumed stride 1 and padding 0: {_EXPORT}")
@@ -165,9 +167,9 @@ def _layers(groups: dict[str, dict[str, np.ndarray]], input_shape: FeatureShape 
 
 
 def _synapse(name: str, kind: str, params: dict[str, np.ndarray], shape: FeatureShape | None, first: bool
-             ) -> tuple[np.ndarray, np.ndarray | None, FeatureShape | None]:
-    """(dense weight, bias or None, output feature shape or None) of a Linear or Conv2d fed by spikes of feature
-    shape ``shape`` (None: a flat vector)."""
+             ) -> tuple[np.ndarray, np.ndarray | None, FeatureShape | None, ConvGeometry | None]:
+    """(dense weight, bias or None, output feature shape or None, convolution geometry or None) of a Linear or
+    Conv2d fed by spikes of feature shape ``shape`` (None: a flat vector)."""
     weight, bias = params["weight"], params.get("bias")
     if kind == "linear":
         if shape is not None and shape.size != weight.shape[1]:
@@ -175,7 +177,7 @@ def _synapse(name: str, kind: str, params: dict[str, np.ndarray], shape: Feature
             raise UnsupportedModelError(f"layer {name!r} (nn.Linear) takes {weight.shape[1]} inputs but {source} "
                                         f"gives {shape} = {shape.size} (stride 1, padding 0, no pooling assumed): "
                                         f"{_EXPORT}")
-        return weight, bias, None
+        return weight, bias, None, None
     if shape is None and first:
         raise UnsupportedModelError(f"layer {name!r} is an nn.Conv2d: a state dict does not hold its input shape; "
                                     f"give it with --input-shape C,H,W")
@@ -186,7 +188,8 @@ def _synapse(name: str, kind: str, params: dict[str, np.ndarray], shape: Feature
     return conv2d_dense(weight, bias, shape, name=f"layer {name!r} (nn.Conv2d)")
 
 
-def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str, np.ndarray]) -> SourceLayer:
+def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str, np.ndarray],
+           conv: ConvGeometry | None) -> SourceLayer:
     if "graded_spikes_factor" in lif:
         check_graded_spikes(lif["graded_spikes_factor"], name)
     recurrent, recurrent_bias = _recurrence(name, weight.shape[0], lif)
@@ -195,7 +198,8 @@ def _layer(name: str, weight: np.ndarray, bias: np.ndarray | None, lif: dict[str
                        beta=neuron_param(lif["beta"], weight.shape[0], "beta", name),
                        threshold=neuron_param(lif["threshold"], weight.shape[0], "threshold", name),
                        reset=_reset(lif.get("reset_mechanism_val"), name), recurrent=recurrent,
-                       alpha=None if "alpha" not in lif else neuron_param(lif["alpha"], weight.shape[0], "alpha", name))
+                       alpha=None if "alpha" not in lif else neuron_param(lif["alpha"], weight.shape[0], "alpha", name),
+                       conv=conv)
 
 
 def _recurrence(name: str, n_out: int, lif: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray]:

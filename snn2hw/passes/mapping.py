@@ -173,7 +173,7 @@ class LayerMapping:
         """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j], or a
         conv layer's kernel words (module docstring)."""
         if self.conv is not None:
-            kernel = self.conv.kernel_of(layer.weight)                     # [K, C, kh, kw]
+            kernel = self.conv.kernel_of(layer.weight, layer.name).astype(np.int64)     # [K, C, kh, kw]
             blocks = kernel.reshape(self.channel_blocks, self.lanes, *kernel.shape[1:])   # [j, k, c, ky, kx]
             return blocks.transpose(2, 3, 4, 0, 1).reshape(-1, self.lanes)
         padded = np.zeros((self.groups * self.lanes, self.rows), dtype=np.int64)
@@ -233,7 +233,7 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     ``spram_lanes`` of them with weights in SPRAM."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
-    conv = getattr(layer, "conv", None) if layer.recurrent is None else None
+    conv = layer.conv if layer.recurrent is None else None
     if conv is not None:
         lanes = conv_lanes(conv.out_channels, lanes)
     weight = crossbar(layer)

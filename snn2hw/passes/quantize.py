@@ -26,6 +26,8 @@ scaled element by element, F is chosen over all of them. RLeaky's recurrent weig
 W: integer as given, or scaled with W (``s`` from the largest |W| or |V|, ``V_q = 2^G round(s V)``). A ``fixed``
 layer (max pooling's OR) is kept exactly as given in both cases and is not held to ``weight_bits``. A readout
 layer (never fires, threshold +inf) gets theta = 2^(B-1) - 1 in both cases, which its membrane never exceeds.
+A layer's convolution geometry (``conv``) is kept in both cases: equal weights stay equal and zeros stay zero
+under one per-layer scale and rounding, so W_q is the same convolution of the quantized kernel.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def _integer_layer(layer: SourceLayer, frac_bits: int, state_bits: int, **scaled
               **scaled}
     return Layer(name=layer.name, beta_q=_rounded(layer.beta * (1 << frac_bits)), frac_bits=frac_bits,
                  reset=layer.reset, alpha_q=None if layer.alpha is None else _rounded(layer.alpha * (1 << frac_bits)),
-                 **params)
+                 conv=layer.conv, **params)
 
 
 def _float_layer(layer: SourceLayer, weight_bits: int, membrane_frac_bits: int, beta_frac_bits: int,
