@@ -31,6 +31,11 @@ Other neurons of :mod:`snn2hw.ir` use the same pipeline:
   stages C and D ``decay(alpha_q, syn)`` and the next potential;
 * RSynaptic (Synaptic with a recurrence): the one-to-one V of stage D and the dense V rows of the recurrent pass
   add to the membrane memory, so they enter the next synaptic current, as in snnTorch;
+* a convolution (:attr:`snn2hw.ir.Layer.conv`): the weight memory holds the kernel and the lanes are output
+  channels of one position (:mod:`snn2hw.passes.mapping`); an input spike is decoded by a ROM into its kernel
+  word base and its row and column, then each kernel offset and channel block takes a cycle in a three-stage
+  pipeline (row/column ROMs -> the reached group's membrane and the kernel word -> write-back), one more cycle
+  drains it before the fire pass, and the emitter numbers a slot's neuron in C,H,W order;
 * a zero reset that clears the whole new membrane (RLeaky, Synaptic) reads the previous timestep's spike from
   the other half of the spike buffer with the stage-A words and forces ``v = 0`` (so ``s = 0``) in stage B.
 
