@@ -360,7 +360,8 @@ class DenseLIFLayer(wiring.Component):
             for i in range(size):
                 for k in range(kernel):
                     o, rest = divmod(i + pad - k, stride)
-                    table.append({"hit": int(rest == 0 and 0 <= o < out), "group": o * scale if rest == 0 and 0 <= o < out else 0})
+                    hit = rest == 0 and 0 <= o < out
+                    table.append({"hit": int(hit), "group": o * scale if hit else 0})
             return table
 
         m.submodules.row_groups = rows = memory.Memory(shape=target, depth=max(height * kh, 2),

@@ -247,7 +247,8 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
                         weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range), conv=conv,
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
-                        spram_lanes=0 if conv is not None else min(spram_lanes, lanes), threshold_bits=_per_neuron_bits(layer.threshold),
+                        spram_lanes=0 if conv is not None else min(spram_lanes, lanes),
+                        threshold_bits=_per_neuron_bits(layer.threshold),
                         beta_bits=_per_neuron_bits(layer.beta_q),
                         alpha_bits=_per_neuron_bits(layer.alpha_q) if layer.synaptic else 0,
                         recurrent_bits=signed_bits(layer.recurrent) if one_to_one and np.any(
