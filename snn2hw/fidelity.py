@@ -146,7 +146,7 @@ def _recurrent_neuron(cls, layer, common: dict):
 
 def snntorch_runner(network: SourceNetwork | Network, membranes: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function running ``network`` in snnTorch (float32) on uint8 spikes [B, T, n_in], giving uint8
-    [B, T, n_out] (with ``membranes``: the last layer's float32 membranes [B, T, n_out] instead). Works on any
+    [B, T, n_out] (with ``membranes``: those and the last layer's float32 membranes [B, T, n_out]). Works on any
     chain of layers with ``weight``, ``bias``, ``beta``, ``threshold``, ``reset``, ``alpha`` (Synaptic) and
     ``recurrent`` (RLeaky; both: RSynaptic): the float source network or an integer network."""
     import torch
@@ -164,41 +164,35 @@ def snntorch_runner(network: SourceNetwork | Network, membranes: bool = False) -
         with torch.no_grad():
             states = [tuple(torch.zeros(x.shape[0], linear.out_features) for _ in range(count))
                       for linear, _, count in layers]
-            outputs = []
+            outputs, last_membranes = [], []
             for t in range(x.shape[1]):
                 s = x[:, t]
                 for index, (linear, step, _) in enumerate(layers):
                     s, states[index] = step(linear(s), states[index])
-                outputs.append(states[-1][-1] if membranes else s)    # each neuron's state ends with mem
-            if membranes:
-                return torch.stack(outputs, dim=1).numpy()
-            return torch.stack(outputs, dim=1).numpy().astype(np.uint8)
+                outputs.append(s)
+                last_membranes.append(states[-1][-1])     # each neuron's state ends with mem
+            spikes_out = torch.stack(outputs, dim=1).numpy().astype(np.uint8)
+            return (spikes_out, torch.stack(last_membranes, dim=1).numpy()) if membranes else spikes_out
 
     return run
 
 
-def float_reference(source: SourceNetwork, inputs: np.ndarray) -> tuple[np.ndarray, str]:
-    """The float model's output spikes uint8 [B, T, n_out] on ``inputs`` and the name of what computed them."""
+def float_reference(source: SourceNetwork, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """The float model's output spikes uint8 [B, T, n_out] and last-layer membranes [B, T, n_out] on
+    ``inputs``, and the name of what computed them."""
     try:
         import snntorch
     except ImportError:
-        return golden.run_float(source, inputs).output, "numpy float64 (snnTorch not installed)"
-    return snntorch_runner(source)(inputs), f"snntorch {snntorch.__version__}"
+        trace = golden.run_float(source, inputs)
+        return trace.output, trace.membranes[-1], "numpy float64 (snnTorch not installed)"
+    return (*snntorch_runner(source, membranes=True)(inputs), f"snntorch {snntorch.__version__}")
 
 
-def float_readout(source: SourceNetwork, inputs: np.ndarray) -> np.ndarray:
-    """The float model's last-layer membranes [B, T, n_out] on ``inputs``, computed as :func:`float_reference`."""
-    try:
-        import snntorch  # noqa: F401
-    except ImportError:
-        return golden.run_float(source, inputs).membranes[-1]
-    return snntorch_runner(source, membranes=True)(inputs)
-
-
-def _classes_agree(source: SourceNetwork, inputs: np.ndarray, reference: np.ndarray, trace: golden.Trace) -> float:
+def _classes_agree(source: SourceNetwork, reference: np.ndarray, reference_membranes: np.ndarray,
+                   trace: golden.Trace) -> float:
     """The class agreement of the module docstring: by spikes, or by the readout's membranes."""
     if source.layers[-1].readout:
-        return float(np.mean(readout_class(float_readout(source, inputs)) == readout_class(trace.membranes[-1])))
+        return float(np.mean(readout_class(reference_membranes) == readout_class(trace.membranes[-1])))
     return float(np.mean(predicted_class(reference) == predicted_class(trace.output)))
 
 
@@ -206,11 +200,11 @@ def measure(source: SourceNetwork, network: Network, inputs: np.ndarray, stimulu
     """Agreement of ``network`` (golden model) with ``source`` (float reference) on 0/1 ``inputs``;
     ``stimulus`` says where the inputs came from."""
     inputs = golden.as_batch(inputs, source.n_in)
-    reference, name = float_reference(source, inputs)
+    reference, reference_membranes, name = float_reference(source, inputs)
     trace = golden.run(network, inputs)
     membranes = np.concatenate([m.reshape(-1) for m in trace.membranes])
     saturated = np.mean((membranes == network.state_min) | (membranes == network.state_max))
     return Fidelity(samples=int(inputs.shape[0]), timesteps=int(inputs.shape[1]), stimulus=stimulus,
                     reference=name, spike_agreement=float(np.mean(reference == trace.output)),
-                    class_agreement=_classes_agree(source, inputs, reference, trace),
+                    class_agreement=_classes_agree(source, reference, reference_membranes, trace),
                     saturated=float(saturated))

@@ -120,7 +120,7 @@ def test_verify_compares_the_readout_and_fails_on_a_wrong_readout_bias(tmp_path)
 
 def test_fidelity_of_a_float_network_with_a_readout_compares_the_readout_classes():
     from snn2hw import golden
-    from snn2hw.fidelity import float_readout, measure, random_stimuli, readout_class
+    from snn2hw.fidelity import float_reference, measure, random_stimuli, readout_class
 
     rng = np.random.default_rng(2)
     source = SourceNetwork((SourceLayer("l1", rng.normal(0, 0.6, (12, 8)), np.zeros(12), 0.8, 1.0, Reset.SUBTRACT),
@@ -128,7 +128,7 @@ def test_fidelity_of_a_float_network_with_a_readout_compares_the_readout_classes
                                         Reset.ZERO, readout=True)))
     network, _ = quantize(source, weight_bits=8, membrane_frac_bits=4)
     inputs = random_stimuli(8, 10, samples=64)
-    membranes = float_readout(source, inputs)     # snnTorch
+    _, membranes, _ = float_reference(source, inputs)     # snnTorch
     assert np.allclose(membranes, golden.run_float(source, inputs).membranes[-1], atol=1e-4)
     assert len(set(readout_class(membranes).tolist())) > 1
     fidelity = measure(source, network, inputs, "random")

@@ -16,8 +16,9 @@ cycles). Costs per layer core (G = groups):
   and 1 + G cycles per spike integrating V's rows, then offers the buffer;
 * the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
   per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) without spikes; a group
-  with spikes costs one cycle to load its mask, then its spikes are offered one per cycle (each the cycle after the previous one moved); the end-of-timestep beat is offered
-  the cycle after the last group, and the emitter can take the next buffer the cycle after that beat moved.
+  with spikes costs one cycle to load its mask, then its spikes are offered one per cycle (each the cycle
+  after the previous one moved); the end-of-timestep beat is offered the cycle after the last group, and the
+  emitter can take the next buffer the cycle after that beat moved.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.

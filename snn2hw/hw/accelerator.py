@@ -94,6 +94,4 @@ def spram_image(network: Network, mappings: tuple[LayerMapping, ...]) -> list[in
 
 def membrane_format(network: Network, mappings: tuple[LayerMapping, ...]) -> MembraneFormat:
     """The packing of ``o_membranes``: the last layer's groups of lanes of ``state_bits``-bit membranes."""
-    last = mappings[-1]
-    slots = tuple(last.slot_neurons().tolist()) if last.conv is not None else None
-    return MembraneFormat(network.n_out, last.lanes, last.groups, network.state_bits, slots)
+    return MembraneFormat.of(mappings[-1], network.state_bits)

@@ -88,8 +88,7 @@ class DenseLIFLayer(wiring.Component):
     @property
     def membrane_format(self) -> MembraneFormat:
         """The packing of ``o_membranes`` beats."""
-        slots = tuple(self.mapping.slot_neurons().tolist()) if self.mapping.conv is not None else None
-        return MembraneFormat(self.layer.n_out, self.mapping.lanes, self.mapping.groups, self.state_bits, slots)
+        return MembraneFormat.of(self.mapping, self.state_bits)
 
     def elaborate(self, platform):
         m = Module()

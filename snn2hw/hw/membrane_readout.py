@@ -32,6 +32,13 @@ class MembraneFormat:
     bits: int
     slots: tuple[int, ...] | None = None
 
+    @classmethod
+    def of(cls, mapping, state_bits: int) -> "MembraneFormat":
+        """The readout of a layer core with :class:`~snn2hw.passes.mapping.LayerMapping` ``mapping``: its
+        groups of lanes of ``state_bits``-bit membranes, in its slot order."""
+        slots = tuple(mapping.slot_neurons().tolist()) if mapping.conv is not None else None
+        return cls(mapping.n_out, mapping.lanes, mapping.groups, state_bits, slots)
+
     @property
     def width(self) -> int:
         """Bits of one packed beat."""

@@ -8,8 +8,8 @@ into SPRAM (depth permitting), then the next.
 (``work * groups``, work = its input spikes plus timesteps per inference on reference stimuli) and halve its
 groups (``lanes = ceil(neurons / ceil(groups / 2))``; a convolution's lanes are its channels halved a whole
 number of times, see :func:`.mapping.conv_lanes`: a request that changes nothing ends its growth); keep the step
-if the estimate still fits the board (logic at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step that needs fewer block RAMs is kept), else
-stop growing that layer. Without a logic budget, lanes stop at
+if the estimate still fits the board (logic at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step
+that needs fewer block RAMs is kept), else stop growing that layer. Without a logic budget, lanes stop at
 :data:`UNBOUNDED_MAX_LANES`.
 """
 

