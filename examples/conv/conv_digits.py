@@ -4,8 +4,8 @@ The network (``nn.Conv2d(1, 4, 3, padding=1)``, ``snn.Leaky``, ``nn.MaxPool2d(2)
 ``nn.Linear(64, 10)``, ``snn.Leaky``; beta 0.875, threshold 1, subtract reset) is trained in floating point with
 snnTorch on scikit-learn's digits, rate-coded as in the digits example (``examples/digits``), and exported to ONNX
 as one timestep with explicit membranes. ``snn2hw compile --weight-bits 8`` quantizes it: the convolution becomes a
-dense 256 x 64 layer (unrolled, one weight per connection), the max pooling of spikes a fixed OR layer of 64
-neurons, so the compiled network is 64 -> 256 -> 64 -> 10 neurons in 3 layers.
+layer of 256 neurons on the weight-shared conv core (its 9 kernel words in the weight memory), the max pooling of
+spikes a fixed OR layer of 64 neurons, so the compiled network is 64 -> 256 -> 64 -> 10 neurons in 3 layers.
 
     python examples/conv/conv_digits.py all out/conv          # compile model.onnx, evaluate float/golden/RTL
     python examples/conv/conv_digits.py evaluate out/conv
