@@ -6,14 +6,16 @@ its output link; a beat moves when the sender offers it and the receiver waits f
 cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
-* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = G (a conv layer: kernel offsets
-  times channel blocks, ``integration_cycles``); the core takes its next event from cycle a + R on;
+* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = ``integration_cycles`` (G; with
+  accumulators the weight groups; a conv layer: kernel offsets times channel blocks); the core takes its next
+  event from cycle a + R on;
 * an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
-  group (a conv layer first drains its integration pipeline for a cycle); at cycle a + 5 + G (+ 1) the spike
+  group (a conv layer or accumulators first drain the integration pipeline for a cycle); at cycle
+  a + 5 + G (+ 1) the spike
   buffer is offered to the emitter, which takes it once it has sent the
   previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
-  and 1 + G cycles per spike integrating V's rows, then offers the buffer;
+  and 1 + R cycles per spike integrating V's rows, then offers the buffer;
 * the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
   per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) without spikes; a group
   with spikes costs one cycle to load its mask, then its spikes are offered one per cycle (each the cycle
@@ -56,7 +58,7 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
             cycle = (yield ("recv", cycle)) + mapping.integration_cycles
         cycle = (yield ("recv", cycle)) + mapping.fire_cycles    # read, stages A to C, one cycle per group
         if mapping.recurrent_rows and t < len(input_raster) - 1:
-            cycle += 1 + groups + int(output_raster[t].sum()) * (1 + groups)   # the recurrent pass
+            cycle += 1 + groups + int(output_raster[t].sum()) * (1 + mapping.integration_cycles)  # recurrent pass
         cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over
 
 

@@ -50,6 +50,7 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
                        "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
                        "spram_lanes": mapping.spram_lanes, "groups": mapping.groups, "acc_bits": mapping.acc_bits,
+                       "integration_lanes": mapping.weight_lanes, "cycles_per_input_spike": mapping.integration_cycles,
                        "membrane_bits": width, "neuron": layer.neuron, "reset": layer.reset.value,
                        "beta": json_value(layer.beta), "alpha": json_value(layer.alpha),
                        "threshold": json_value(layer.threshold),

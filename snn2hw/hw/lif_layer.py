@@ -127,8 +127,9 @@ class DenseLIFLayer(wiring.Component):
         last_group = group == groups - 1
         # Registered "the word read now is the row's last": keeps the group compare off the path from the FSM
         # state to `i_events.ready`, and on into the upstream logic.
-        integ_last = Signal(init=groups == 1)
-        row_base = Signal(range(max(mp.weight_words, 2)))   # j * groups for the row being integrated
+        row_words = mp.weight_groups                          # weight words per crossbar row (dense)
+        integ_last = Signal(init=row_words == 1)
+        row_base = Signal(range(max(mp.weight_words, 2)))   # j * row_words for the row being integrated
         last_step = Signal()                                  # the pending end-of-timestep ends the inference
         # Spike masks, one word per group, in two halves: the fire pass writes one while the emitter reads
         # the other. `full`: a half has been handed over and is not yet emitted. The other half holds the
@@ -143,16 +144,20 @@ class DenseLIFLayer(wiring.Component):
         integ_valid = Signal()
         integ_group = Signal.like(group)
         m.d.sync += integ_valid.eq(0)
-        with m.If(integ_valid):
-            m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
-            for k in range(lanes):
-                m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
+        if mp.accumulators:
+            accumulated = self._accumulators(m, weights, integ_valid, integ_group)
+        else:
+            with m.If(integ_valid):
+                m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
+                for k in range(lanes):
+                    m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
         conv_tap = self._conv_integration(m, weights, mem_rd, integ_valid, integ_group) if mp.conv else None
 
         # The fire pass of one group in four registered pipeline stages: A adds the bias to the integrated
         # membrane, B saturates and decides the spike, C applies the leak, D the reset for the next timestep
         # and writes back. Consecutive groups overlap.
-        stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) for k in range(lanes)]
+        stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0)
+                   + (accumulated.current[k] if mp.accumulators else 0) for k in range(lanes)]
         a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
         # Per lane, each per-neuron parameter as stages B, C and D see it; scalars are constants.
@@ -193,24 +198,29 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += group.eq(0)
                 with m.If(payload.eot):
                     m.d.sync += last_step.eq(payload.last)
-                    m.next = "DRAIN" if mp.conv else "FIRE_READ"
+                    m.next = "DRAIN" if mp.conv or mp.accumulators else "FIRE_READ"
                 with m.Else():
                     if mp.conv:
                         conv_tap.start(payload.index)
                     else:
-                        m.d.sync += [row_base.eq(payload.index * groups), integ_last.eq(groups == 1)]
+                        m.d.sync += [row_base.eq(payload.index * row_words), integ_last.eq(row_words == 1)]
                     m.next = "INTEGRATE"
 
         def integrate_word():
-            """Read weight word row_base + group and the membrane of `group`; the sum is written next cycle."""
-            m.d.comb += [weights.addr.eq(row_base + group), mem_rd.addr.eq(group)]
+            """Read weight word row_base + group and the membrane of `group` (or its accumulators); the sum is
+            written next cycle."""
+            m.d.comb += weights.addr.eq(row_base + group)
+            if not mp.accumulators:
+                m.d.comb += mem_rd.addr.eq(group)
             m.d.sync += [integ_valid.eq(1), integ_group.eq(group), group.eq(group + 1),
-                         integ_last.eq(group == groups - 2 if groups >= 2 else 1)]
+                         integ_last.eq(group == row_words - 2 if row_words >= 2 else 1)]
 
         def fire_reads(address):
             """Read the fire pass's words of group ``address`` (and the previous spikes of that group)."""
             for port in read_ports:
                 m.d.comb += port.addr.eq(address)
+            if mp.accumulators:
+                accumulated.take(address)
             if whole_clear:
                 row = Const(address, len(group)) if isinstance(address, int) else address[:len(group)]
                 m.d.comb += own_rd.addr.eq(Cat(row, ~write_half))
@@ -252,8 +262,8 @@ class DenseLIFLayer(wiring.Component):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
                     take_event()
-            if mp.conv:
-                with m.State("DRAIN"):                    # the last kernel offset's read and write
+            if mp.conv or mp.accumulators:
+                with m.State("DRAIN"):                    # the last integration write
                     m.next = "FIRE_READ"
             with m.State("FIRE_READ"):
                 fire_reads(0)
@@ -295,7 +305,7 @@ class DenseLIFLayer(wiring.Component):
     def _recurrent_pass(self, m: Module, own_rd, write_half, group, integ_last, row_base, integrate_word) -> None:
         """FSM states integrating V's row n_in + i into every membrane for each neuron i that just fired:
         REC_START reads group 0's new mask, REC_SCAN moves past groups without spikes (one cycle each),
-        REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``groups`` cycles)."""
+        REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``weight_groups`` cycles)."""
         mp, lanes, groups = self.mapping, self.mapping.lanes, self.mapping.groups
         scan = Signal.like(group, name="rec_group")
         bits = Signal(lanes, name="rec_bits")
@@ -320,8 +330,9 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += bits.eq(own_rd.data)
                 m.next = "REC_ROW"
         with m.State("REC_ROW"):
-            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * groups), bits.eq(remaining), group.eq(0),
-                         integ_last.eq(groups == 1)]
+            row_words = mp.weight_groups
+            m.d.sync += [row_base.eq((mp.n_in + scan * lanes + lane) * row_words), bits.eq(remaining),
+                         group.eq(0), integ_last.eq(row_words == 1)]
             m.next = "REC_INTEGRATE"
         with m.State("REC_INTEGRATE"):
             integrate_word()
@@ -369,6 +380,17 @@ class DenseLIFLayer(wiring.Component):
                                                          init=reach(width, kw, sw, left, out_w, blocks))
         row_rd, col_rd = rows.read_port(), cols.read_port()
         return _ConvTaps(m, decode_rd, row_rd, col_rd, weights, mem_rd, write_valid, write_group, mp)
+
+    def _accumulators(self, m: Module, weights, write_valid, write_group) -> "_Accumulators":
+        """Flip-flop accumulators, one per neuron: weight word group g read in one cycle adds lane k to neuron
+        ``g * weight_lanes + k`` in the next (``write_valid``, ``write_group``)."""
+        mp = self.mapping
+        sums = [Signal(signed(mp.acc_bits), name=f"acc{i}") for i in range(mp.n_out)]
+        for g in range(mp.weight_groups):
+            neurons = range(g * mp.weight_lanes, min((g + 1) * mp.weight_lanes, mp.n_out))
+            with m.If(write_valid & (write_group == g)):
+                m.d.sync += [sums[i].eq(sums[i] + weights.data[i - neurons.start]) for i in neurons]
+        return _Accumulators(m, sums, mp)
 
     def _conv_neuron(self, group, lane, lanes):
         """The neuron of a conv layer's slot: ``(j * lanes + lane) * P + p`` for group ``p * m + j``."""
@@ -506,3 +528,31 @@ class _ConvTaps:
                 m.d.sync += self.kx.eq(self.kx + 1)
         with m.Else():
             m.d.sync += self.j.eq(self.j + 1)
+
+
+class _Accumulators:
+    """A layer's flip-flop accumulators (see :meth:`DenseLIFLayer._accumulators`) as the fire pass sees them:
+    :meth:`take` of a group, in the cycle its membrane word is read, puts the group's sums on ``current`` the
+    cycle after (as a read port would) and clears them."""
+
+    def __init__(self, m: Module, sums: list, mp: LayerMapping):
+        self.m, self.sums, self.mp = m, sums, mp
+        self.current = [Signal(signed(mp.acc_bits), name=f"a_acc{k}") for k in range(mp.lanes)]
+
+    def take(self, group) -> None:
+        """Take group ``group`` (a constant or a signal; no group when out of range)."""
+        if isinstance(group, int):
+            if group < self.mp.groups:
+                self._take(group)
+            return
+        with self.m.Switch(group):
+            for g in range(self.mp.groups):
+                with self.m.Case(g):
+                    self._take(g)
+
+    def _take(self, g: int) -> None:
+        for k in range(self.mp.lanes):
+            i = g * self.mp.lanes + k
+            self.m.d.sync += self.current[k].eq(self.sums[i] if i < len(self.sums) else 0)
+            if i < len(self.sums):
+                self.m.d.sync += self.sums[i].eq(0)

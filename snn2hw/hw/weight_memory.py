@@ -5,7 +5,8 @@ Lanes ``[0, spram_lanes)`` come from SPRAM columns (see :mod:`snn2hw.passes.mapp
 initialised block-RAM memory read at the same address. SPRAM contents arrive on the ``load`` stream after
 reset, 16-bit words in the order of :meth:`~snn2hw.passes.mapping.LayerMapping.spram_image`; ``loaded``
 rises once the last word is written (at once for a layer without SPRAM) and stays high until reset.
-Reads are meaningful only once ``loaded`` is high.
+Reads are meaningful only once ``loaded`` is high. Binary weights (``binary_weights``) are stored as one bit b
+and read out as 2b - 1.
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ class SPRAMBlock(wiring.Component):
 
 
 class WeightMemory(wiring.Component):
-    """Ports: ``addr`` (in), ``data`` (out, ``lanes`` signed weights), ``load`` (in stream of 16-bit
+    """Ports: ``addr`` (in), ``data`` (out, ``weight_lanes`` signed weights), ``load`` (in stream of 16-bit
     words), ``loaded`` (out level)."""
 
     def __init__(self, layer: Layer, mapping: LayerMapping, spram_primitive: bool = True):
         self.layer, self.mapping, self.spram_primitive = layer, mapping, spram_primitive
         super().__init__({
             "addr": In(range(max(mapping.weight_words, 2))),
-            "data": Out(data.ArrayLayout(signed(mapping.weight_bits), mapping.lanes)),
+            "data": Out(data.ArrayLayout(signed(mapping.weight_value_bits), mapping.weight_lanes)),
             "load": In(load_stream()),
             "loaded": Out(1),
         })
@@ -69,12 +70,13 @@ class WeightMemory(wiring.Component):
         mp = self.mapping
         if mp.block_ram_lanes:
             m.submodules.block_ram = block_ram = memory.Memory(
-                shape=data.ArrayLayout(signed(mp.weight_bits), mp.block_ram_lanes), depth=mp.weight_words,
+                shape=data.ArrayLayout(mp.weight_bits if mp.binary_weights else signed(mp.weight_bits),
+                                       mp.block_ram_lanes), depth=mp.weight_words,
                 init=mp.weight_words_init(self.layer))
             read = block_ram.read_port()
             m.d.comb += read.addr.eq(self.addr)
             for k in range(mp.block_ram_lanes):
-                m.d.comb += self.data[mp.spram_lanes + k].eq(read.data[k])
+                m.d.comb += self.data[mp.spram_lanes + k].eq(self._value(read.data[k]))
         if not mp.spram_lanes:
             m.d.comb += self.loaded.eq(1)
             return m
@@ -99,5 +101,9 @@ class WeightMemory(wiring.Component):
             for k in range(mp.lanes_per_column):
                 lane = c * mp.lanes_per_column + k
                 if lane < mp.spram_lanes:
-                    m.d.comb += self.data[lane].eq(block.dout[k * field:(k + 1) * field].as_signed())
+                    m.d.comb += self.data[lane].eq(self._value(block.dout[k * field:(k + 1) * field]))
         return m
+
+    def _value(self, stored):
+        """The weight a stored field holds: two's complement, or a binary weight's 2b - 1."""
+        return Mux(stored[0], 1, -1) if self.mapping.binary_weights else stored.as_signed()

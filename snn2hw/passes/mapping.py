@@ -26,6 +26,13 @@ follow that order); the weight memory holds the kernel, ``C * kh * kw * m`` word
 kx) * m + j`` = ``kernel[j * lanes + k, c, ky, kx]``, in block RAM. An input spike costs one cycle per kernel
 offset and channel block (``integration_cycles``), whatever part of its receptive field is inside the map.
 
+A dense layer may integrate wider than it fires (``integration_lanes`` > ``lanes``, :attr:`LayerMapping.accumulators`):
+each timestep's current then sums in flip-flop accumulators, one per neuron, ``integration_lanes`` of them per
+cycle, which the fire pass reads and clears group by group; the weight words are then ``integration_lanes``
+wide (``weight_lanes``), ``weight_groups = ceil(n_out / integration_lanes)`` per crossbar row, and an input spike
+costs ``weight_groups`` cycles. Weights that are all -1 or +1 (``binary_weights``) are stored as one bit b
+(the weight is 2b - 1).
+
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
 (iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
 contents are loaded after reset, see :meth:`LayerMapping.spram_image`); there each weight takes
@@ -74,12 +81,18 @@ class LayerMapping:
     recurrent_rows: int = 0
     synaptic: bool = False
     conv: ConvGeometry | None = None
+    integration_lanes: int = 0
+    binary_weights: bool = False
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.n_out:
             raise QuantizationError(f"layer {self.name!r}: lanes must be in [1, {self.n_out}], got {self.lanes}")
-        if not 0 <= self.spram_lanes <= self.lanes:
-            raise QuantizationError(f"layer {self.name!r}: SPRAM lanes must be in [0, {self.lanes}], "
+        if self.integration_lanes and (self.conv is not None or not self.lanes <= self.integration_lanes
+                                       <= self.n_out):
+            raise QuantizationError(f"layer {self.name!r}: integration lanes must be in [{self.lanes}, "
+                                    f"{self.n_out}] (and the layer dense), got {self.integration_lanes}")
+        if not 0 <= self.spram_lanes <= self.weight_lanes:
+            raise QuantizationError(f"layer {self.name!r}: SPRAM lanes must be in [0, {self.weight_lanes}], "
                                     f"got {self.spram_lanes}")
         if self.spram_lanes and self.weight_words > SPRAM_DEPTH:
             raise QuantizationError(f"layer {self.name!r}: {self.weight_words} weight words exceed one SPRAM "
@@ -92,10 +105,31 @@ class LayerMapping:
         return ceil_div(self.n_out, self.lanes)
 
     @property
+    def accumulators(self) -> bool:
+        """The core sums each timestep's current in flip-flop accumulators, ``integration_lanes`` per cycle,
+        instead of in its membrane memory, ``lanes`` per cycle."""
+        return self.integration_lanes > 0
+
+    @property
+    def weight_lanes(self) -> int:
+        """Weights per weight word: the neurons one integration cycle reaches."""
+        return self.integration_lanes or self.lanes
+
+    @property
+    def weight_groups(self) -> int:
+        """Weight words per crossbar row (dense layers)."""
+        return ceil_div(self.n_out, self.weight_lanes)
+
+    @property
     def weight_words(self) -> int:
         if self.conv is not None:
             return self.conv.in_shape[0] * self.kernel_offsets * self.channel_blocks
-        return self.rows * self.groups
+        return self.rows * self.weight_groups
+
+    @property
+    def weight_value_bits(self) -> int:
+        """Signed bits of a weight as the core adds it (a binary weight's stored bit b is 2b - 1)."""
+        return 2 if self.binary_weights else self.weight_bits
 
     @property
     def channel_blocks(self) -> int:
@@ -111,13 +145,14 @@ class LayerMapping:
     def integration_cycles(self) -> int:
         """Cycles the core integrates one input spike for: one per group (dense) or per kernel offset and
         channel block (conv)."""
-        return self.kernel_offsets * self.channel_blocks if self.conv is not None else self.groups
+        return self.kernel_offsets * self.channel_blocks if self.conv is not None else self.weight_groups
 
     @property
     def fire_cycles(self) -> int:
         """Cycles from taking an end-of-timestep to offering the spike buffer (without a recurrent pass): a read,
-        three pipeline cycles and one per group, and for a conv layer one more to drain its integration."""
-        return 5 + self.groups + (1 if self.conv is not None else 0)
+        three pipeline cycles and one per group, and for a conv layer or accumulators one more to drain the
+        integration."""
+        return 5 + self.groups + (1 if self.conv is not None or self.accumulators else 0)
 
     def slot_neurons(self) -> np.ndarray:
         """The neuron of each hardware slot ``g * lanes + k`` (``n_out`` for a padding slot)."""
@@ -156,7 +191,7 @@ class LayerMapping:
 
     @property
     def block_ram_lanes(self) -> int:
-        return self.lanes - self.spram_lanes
+        return self.weight_lanes - self.spram_lanes
 
     def membrane_bits(self, state_bits: int, threshold: int | np.ndarray) -> int:
         """Width holding every membrane word: a leaked state in [-2^(B-1), 2^(B-1)), minus the (largest)
@@ -170,20 +205,25 @@ class LayerMapping:
         return signed_bits(np.array([-(1 << (state_bits - 1)) - int(np.max(threshold)), 1 << (state_bits - 1)]))
 
     def weight_matrix(self, layer: Layer) -> np.ndarray:
-        """All weight words as an array [weight_words, lanes]: word ``j * groups + g`` = W[g*lanes + k, j], or a
-        conv layer's kernel words (module docstring)."""
+        """All weight words as an array [weight_words, weight_lanes]: word ``j * weight_groups + g`` =
+        W[g * weight_lanes + k, j], or a conv layer's kernel words (module docstring)."""
         if self.conv is not None:
             kernel = self.conv.kernel_of(layer.weight, layer.name).astype(np.int64)     # [K, C, kh, kw]
             blocks = kernel.reshape(self.channel_blocks, self.lanes, *kernel.shape[1:])   # [j, k, c, ky, kx]
             return blocks.transpose(2, 3, 4, 0, 1).reshape(-1, self.lanes)
-        padded = np.zeros((self.groups * self.lanes, self.rows), dtype=np.int64)
+        padded = np.zeros((self.weight_groups * self.weight_lanes, self.rows), dtype=np.int64)
         padded[:self.n_out] = crossbar(layer)
-        per_group = padded.reshape(self.groups, self.lanes, self.rows)  # [g, k, j]
-        return per_group.transpose(2, 0, 1).reshape(-1, self.lanes)
+        per_group = padded.reshape(self.weight_groups, self.weight_lanes, self.rows)  # [g, k, j]
+        return per_group.transpose(2, 0, 1).reshape(-1, self.weight_lanes)
+
+    def stored_weights(self, layer: Layer) -> np.ndarray:
+        """:meth:`weight_matrix` as stored: a binary weight w in {-1, +1} (padding 0 too) as the bit w > 0."""
+        weights = self.weight_matrix(layer)
+        return (weights > 0).astype(np.int64) if self.binary_weights else weights
 
     def weight_words_init(self, layer: Layer) -> list[list[int]]:
-        """The block-RAM part of the weight memory: lanes ``[spram_lanes, lanes)`` of every word."""
-        return self.weight_matrix(layer)[:, self.spram_lanes:].tolist()
+        """The block-RAM part of the weight memory: lanes ``[spram_lanes, weight_lanes)`` of every stored word."""
+        return self.stored_weights(layer)[:, self.spram_lanes:].tolist()
 
     def spram_image(self, layer: Layer) -> list[int]:
         """The SPRAM part as 16-bit words, column by column (column c holds lanes ``[c * lanes_per_column,
@@ -193,7 +233,7 @@ class LayerMapping:
             return []
         field, per_column = self.spram_field_bits, self.lanes_per_column
         words = np.zeros((self.weight_words, self.spram_columns * per_column), dtype=np.int64)
-        words[:, :self.spram_lanes] = self.weight_matrix(layer)[:, :self.spram_lanes]
+        words[:, :self.spram_lanes] = self.stored_weights(layer)[:, :self.spram_lanes]
         fields = (words & ((1 << field) - 1)).reshape(self.weight_words, self.spram_columns, per_column)
         packed = (fields << (field * np.arange(per_column))).sum(axis=2)      # [address, column]
         return packed.T.reshape(-1).tolist()
@@ -213,7 +253,9 @@ class LayerMapping:
                                                   ("recurrent_bits", self.recurrent_bits),
                                                   ("recurrent_rows", self.recurrent_rows),
                                                   ("synaptic", self.synaptic),
-                                                  ("channel_blocks", self.conv is not None and self.channel_blocks))
+                                                  ("channel_blocks", self.conv is not None and self.channel_blocks),
+                                                  ("integration_lanes", self.integration_lanes),
+                                                  ("binary_weights", self.binary_weights))
                       if bits}
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
@@ -228,9 +270,10 @@ def crossbar(layer: Layer) -> np.ndarray:
     return layer.weight
 
 
-def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
-    """The shape of ``layer`` with ``lanes`` neurons per cycle (capped at its width), the first
-    ``spram_lanes`` of them with weights in SPRAM."""
+def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes: int = 0) -> LayerMapping:
+    """The shape of ``layer`` with ``lanes`` neurons per cycle (capped at its width); with
+    ``integration_lanes`` (> lanes, a dense layer) that many per integration cycle into accumulators; the first
+    ``spram_lanes`` of a weight word in SPRAM. Weights that are all -1 or +1 are stored as one bit."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
     conv = layer.conv if layer.recurrent is None else None
@@ -243,11 +286,18 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0) -> LayerMapping:
                           np.where(inputs < 0, inputs, 0).sum(axis=1).min()])
     has_bias = bool(np.any(layer.bias != 0))
     lanes = min(lanes, layer.n_out)
+    integration_lanes = min(integration_lanes, layer.n_out) if conv is None and integration_lanes > lanes else 0
+    weight_lanes = integration_lanes or lanes
+    # A padding lane's weight 0 has no one-bit code: binary storage only where no lane is padding, or where
+    # padding lanes have no accumulator.
+    binary = bool(np.all(np.abs(weight) == 1)) and conv is None and (
+        integration_lanes > 0 or layer.n_out % lanes == 0)
     one_to_one = layer.recurrence == "one_to_one"
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
-                        weight_bits=signed_bits(weight), acc_bits=signed_bits(acc_range), conv=conv,
+                        weight_bits=1 if binary else signed_bits(weight), acc_bits=signed_bits(acc_range),
+                        conv=conv, integration_lanes=integration_lanes, binary_weights=binary,
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
-                        spram_lanes=0 if conv is not None else min(spram_lanes, lanes),
+                        spram_lanes=0 if conv is not None else min(spram_lanes, weight_lanes),
                         threshold_bits=_per_neuron_bits(layer.threshold),
                         beta_bits=_per_neuron_bits(layer.beta_q),
                         alpha_bits=_per_neuron_bits(layer.alpha_q) if layer.synaptic else 0,
