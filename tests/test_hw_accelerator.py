@@ -1,5 +1,7 @@
 """The Amaranth components in Amaranth's simulator, against the golden model (exact equality)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,11 @@ from random_networks import NEURON_KINDS, random_network, random_spikes
 def check_bit_exact_and_cycles(network, lanes, seed):
     """Amaranth simulation of ``network`` at ``lanes`` on random spikes: the golden model's spikes, last-layer
     membranes and the cycle model's counts, exactly."""
-    mappings = map_network(network, lanes)
+    check_mappings(network, map_network(network, lanes), seed)
+
+
+def check_mappings(network, mappings, seed):
+    """As :func:`check_bit_exact_and_cycles`, with the given mappings."""
     spikes = random_spikes(seed, 3, 6, network.n_in)
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
@@ -108,3 +114,23 @@ def test_weights_partly_in_spram_bit_exact(seed):
     results = simulate_amaranth(network, mappings, spikes, max_cycles=20000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
     assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_accumulators_bit_exact_and_cycles_as_modelled(seed):
+    """Integration wider than the fire pass (flip-flop accumulators), over every neuron kind."""
+    network = random_network(seed, per_neuron=seed % 2 == 1, kinds=NEURON_KINDS if seed % 3 == 0 else ("leaky",))
+    mappings = tuple(map_layer(layer, 1 + seed % 3, integration_lanes=2 + seed % 5) for layer in network.layers)
+    assert any(mapping.accumulators for mapping in mappings)
+    check_mappings(network, mappings, seed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_weights_in_block_ram_and_spram_bit_exact(seed):
+    network = random_network(seed + 20, sizes=[9, 20, 5])
+    network = dataclasses.replace(network, layers=tuple(
+        dataclasses.replace(layer, weight=np.where(layer.weight >= 0, 1, -1)) for layer in network.layers))
+    mappings = (map_layer(network.layers[0], 4, spram_lanes=16, integration_lanes=20),
+                map_layer(network.layers[1], 5, spram_lanes=seed))
+    assert all(mapping.binary_weights for mapping in mappings)
+    check_mappings(network, mappings, seed)

@@ -76,3 +76,33 @@ def test_per_neuron_parameters_get_roms_and_the_membrane_holds_the_largest_thres
     assert words[0] == layer.threshold[:3].tolist() and words[2] == [layer.threshold[6], 0, 0]
     scalar = map_layer(random_network(2, sizes=[4, 7], state_bits=8).layers[0], 3)
     assert (scalar.threshold_bits, scalar.beta_bits) == (0, 0) and "beta_bits" not in scalar.to_json()
+
+
+def test_integration_lanes_widen_the_weight_words_and_set_the_cycles_per_spike():
+    layer = random_network(3, sizes=[5, 10]).layers[0]
+    mapping = map_layer(layer, 2, integration_lanes=4)
+    assert (mapping.accumulators, mapping.weight_lanes, mapping.weight_groups) == (True, 4, 3)
+    assert (mapping.groups, mapping.weight_words, mapping.integration_cycles) == (5, 15, 3)
+    assert mapping.fire_cycles == 5 + 5 + 1              # one drain cycle before the fire pass
+    words = mapping.weight_matrix(layer)
+    assert words.shape == (15, 4)
+    assert np.array_equal(words[1 * 3 + 2, :2], layer.weight[8:10, 1])   # row j = 1, weight group 2
+    assert not words[1 * 3 + 2, 2:].any()                                # padding lanes
+    assert map_layer(layer, 4, integration_lanes=3).integration_lanes == 0   # not wider than lanes: unused
+    with pytest.raises(QuantizationError, match="integration lanes"):
+        dataclasses.replace(mapping, integration_lanes=11)
+
+
+def test_weights_of_minus_and_plus_one_are_stored_as_one_bit():
+    layer = random_network(4, sizes=[6, 8]).layers[0]
+    layer = dataclasses.replace(layer, weight=np.where(layer.weight >= 0, 1, -1))
+    mapping = map_layer(layer, 4, spram_lanes=4)
+    assert (mapping.binary_weights, mapping.weight_bits, mapping.weight_value_bits) == (True, 1, 2)
+    assert mapping.lanes_per_column == 16
+    assert np.array_equal(mapping.stored_weights(layer), (mapping.weight_matrix(layer) > 0).astype(np.int64))
+    column = np.array(mapping.spram_image(layer))
+    expected = (mapping.stored_weights(layer) << np.arange(4)).sum(axis=1)
+    assert np.array_equal(column, expected)
+    # a padding lane's weight 0 has no one-bit code: only when no lane pads, or padding has no accumulator
+    assert not map_layer(layer, 3).binary_weights
+    assert map_layer(layer, 1, integration_lanes=3).binary_weights

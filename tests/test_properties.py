@@ -6,6 +6,8 @@ A failure prints hypothesis' shrunk example and a ``@reproduce_failure`` blob; u
 are derandomized, so the same failure reproduces with the same command.
 """
 
+import dataclasses
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,10 +18,11 @@ from snn2hw.backends.design import VERILOG_FILE
 from snn2hw.backends.verilog import emit_verilog
 from snn2hw.hw.accelerator import membrane_format
 from snn2hw.ir import Layer, Network, Reset
-from snn2hw.passes.mapping import map_network
+from snn2hw.passes.mapping import map_layer
 from snn2hw.verify.amaranth_sim import simulate_amaranth
 from snn2hw.verify.verilator import RtlSimulator
 
+from random_networks import NEURON_KINDS, random_network, random_spikes
 from reference_lif import reference_run
 
 
@@ -63,12 +66,18 @@ def test_golden_model_equals_the_independent_reference(data):
     assert np.array_equal(golden.run(network, spikes).output, expected)
 
 
+def mapped(network, lanes: int, integration_lanes: int):
+    """Every layer at ``lanes``, integrating ``integration_lanes`` per cycle into accumulators where that is
+    wider (0: into the membrane memory)."""
+    return tuple(map_layer(layer, lanes, integration_lanes=integration_lanes) for layer in network.layers)
+
+
 @settings(max_examples=40)
-@given(data=st.data(), lanes=st.integers(1, 5))
-def test_hardware_in_amaranth_simulation_is_bit_exact_and_cycle_exact(data, lanes):
+@given(data=st.data(), lanes=st.integers(1, 5), integration_lanes=st.sampled_from([0, 0, 3, 8]))
+def test_hardware_in_amaranth_simulation_is_bit_exact_and_cycle_exact(data, lanes, integration_lanes):
     network = data.draw(networks())
     spikes = data.draw(stimuli(network.n_in))
-    mappings = map_network(network, lanes)
+    mappings = mapped(network, lanes, integration_lanes)
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=50_000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
@@ -77,12 +86,25 @@ def test_hardware_in_amaranth_simulation_is_bit_exact_and_cycle_exact(data, lane
 
 
 @settings(max_examples=3)
-@given(data=st.data(), lanes=st.integers(1, 4))
-def test_emitted_verilog_under_verilator_is_bit_exact(data, lanes, tmp_path_factory):
+@given(data=st.data(), lanes=st.integers(1, 4), integration_lanes=st.sampled_from([0, 6]))
+def test_emitted_verilog_under_verilator_is_bit_exact(data, lanes, integration_lanes, tmp_path_factory):
     network = data.draw(networks(max_width=16))
     spikes = data.draw(stimuli(network.n_in, samples=4))
-    mappings = map_network(network, lanes)
-    tmp = tmp_path_factory.mktemp("prop")
+    check_verilator(network, mapped(network, lanes, integration_lanes), spikes, tmp_path_factory.mktemp("prop"))
+
+
+def test_accumulators_and_binary_weights_under_verilator_are_bit_exact(tmp_path):
+    network = random_network(7, sizes=[12, 16, 6], kinds=NEURON_KINDS)
+    binary = dataclasses.replace(network.layers[0], weight=np.where(network.layers[0].weight >= 0, 1, -1))
+    network = dataclasses.replace(network, layers=(binary,) + network.layers[1:])
+    mappings = mapped(network, 2, 8)
+    assert mappings[0].binary_weights and all(mapping.accumulators for mapping in mappings)
+    check_verilator(network, mappings, random_spikes(7, 4, 8, network.n_in), tmp_path)
+
+
+def check_verilator(network, mappings, spikes, tmp):
+    """The emitted Verilog of ``mappings`` under Verilator: the golden model's spikes and last-layer membranes,
+    and the cycle model's counts, exactly."""
     (tmp / VERILOG_FILE).write_text(emit_verilog(network, mappings))
     trace = golden.run(network, spikes)
     results, error = RtlSimulator(tmp / VERILOG_FILE, network.n_in, membrane_format(network, mappings),

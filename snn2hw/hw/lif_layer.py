@@ -98,7 +98,11 @@ class DenseLIFLayer(wiring.Component):
         whole_clear, dense_recurrent = layer.clears_whole_membrane, layer.recurrence == "dense"
 
         weights = WeightMemory(layer, mp, self.spram_primitive)
-        mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=True)
+        # A membrane word is read in the cycle it is written only when one group is integrated (the next
+        # spike's read meets the last write) and in a conv layer's integration; elsewhere the write comes
+        # first, so other cores drop the bypass (it lies on the path from the FSM state to the read data).
+        same_cycle = mp.conv is not None or (mp.groups == 1 and not mp.accumulators)
+        mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=same_cycle)
         read_ports = [mem_rd]    # the words the fire pass reads for a group, all at the same address
         if mp.has_bias:
             m.submodules.bias = bias = memory.Memory(

@@ -27,6 +27,9 @@ LC_PER_LANE_BIT = 9      # per lane and membrane bit: integration adder, saturat
 # multiply in logic at one cell per partial-product bit (fewer when Yosys maps it to an SB_MAC16).
 LC_PER_PARAM_BIT = 2
 LC_PER_PRODUCT_BIT = 1
+# Flip-flop accumulators (integration_lanes): per neuron and accumulator bit, the adder with its flip-flop and
+# a share of the fire pass's group multiplexer (calibrated on two nextpnr builds of B3 with 128 of them).
+LC_PER_ACCUMULATOR_BIT = 2.5
 
 
 @dataclass(frozen=True)
@@ -134,4 +137,6 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
         memories += placed
         logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
         logic += sum(memory.logic_cells for memory in placed)
+        if mapping.accumulators:
+            logic += int(LC_PER_ACCUMULATOR_BIT * mapping.n_out * mapping.acc_bits)
     return NetworkCost(tuple(memories), logic)
