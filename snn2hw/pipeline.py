@@ -112,19 +112,18 @@ def _step_fidelity(config: CompileConfig, result: CompileResult) -> None:
     result.fidelity = measure(result.source, result.network, inputs, stimulus)
 
 
-def layer_work(network: Network, timesteps: int, reference: golden.Trace) -> list[float]:
-    """Per layer, mean input spikes plus timesteps per inference on the reference stimuli (what lanes
-    speed up: integration per spike, a fire pass per timestep); ``reference`` is the golden model's trace
-    on them."""
+def layer_spikes(network: Network, timesteps: int, reference: golden.Trace) -> list[float]:
+    """Per layer, mean input spikes per inference on the reference stimuli (what lanes speed up with the
+    fire passes, one per timestep); ``reference`` is the golden model's trace on them."""
     rasters = [reference_stimuli(network.n_in, timesteps)] + list(reference.spikes[:-1])
-    return [float(raster.sum(axis=(1, 2)).mean()) + timesteps for raster in rasters]
+    return [float(raster.sum(axis=(1, 2)).mean()) for raster in rasters]
 
 
 def _step_map(config: CompileConfig, result: CompileResult) -> None:
     network, board = result.network, result.board
     if config.lanes == "auto":
-        work = layer_work(network, config.timesteps, result.reference_trace(config.timesteps))
-        result.mappings = place_network(network, board_budget(board), None, work)
+        spikes = layer_spikes(network, config.timesteps, result.reference_trace(config.timesteps))
+        result.mappings = place_network(network, board_budget(board), None, spikes, config.timesteps)
     else:
         result.mappings = place_network(network, board_budget(board), int(config.lanes))
     check_fit(network, result.mappings, board)

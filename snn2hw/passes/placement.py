@@ -10,7 +10,10 @@ groups (``lanes = ceil(neurons / ceil(groups / 2))``; a convolution's lanes are 
 number of times, see :func:`.mapping.conv_lanes`: a request that changes nothing ends its growth); keep the step
 if the estimate still fits the board (logic at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step
 that needs fewer block RAMs is kept), else stop growing that layer. Without a logic budget, lanes stop at
-:data:`UNBOUNDED_MAX_LANES`.
+:data:`UNBOUNDED_MAX_LANES`. Then, when the board has a logic budget and the design fits it, the busiest layer
+(:func:`busy_cycles`; the layers run as a pipeline at its pace) halves its weight groups, as long as it is
+dense, that fits and it saves cycles: it integrates ``integration_lanes`` neurons per cycle into flip-flop
+accumulators (:mod:`.mapping`), its fire lanes kept.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ LOGIC_MARGIN = 0.85
 UNBOUNDED_MAX_LANES = 16
 
 
-def _with_spram(network: Network, lanes: Sequence[int], budget: Budget) -> tuple[LayerMapping, ...]:
-    mappings = [map_layer(layer, n) for layer, n in zip(network.layers, lanes)]
+def _with_spram(network: Network, lanes: Sequence[int], budget: Budget,
+                integration: Sequence[int] = ()) -> tuple[LayerMapping, ...]:
+    integration = list(integration) or [0] * len(lanes)
+    mappings = [map_layer(layer, n, 0, i) for layer, n, i in zip(network.layers, lanes, integration)]
     free_columns = budget.spram_blocks
     by_size = sorted(range(len(mappings)), key=lambda i: -mappings[i].weight_memory_bits)
     for index in by_size:
@@ -38,8 +43,8 @@ def _with_spram(network: Network, lanes: Sequence[int], budget: Budget) -> tuple
         mapping = mappings[index]
         if mapping.weight_words > SPRAM_DEPTH or mapping.weight_bits > 16:
             continue
-        spram_lanes = min(mapping.lanes, free_columns * mapping.lanes_per_column)
-        mappings[index] = map_layer(network.layers[index], mapping.lanes, spram_lanes)
+        spram_lanes = min(mapping.weight_lanes, free_columns * mapping.lanes_per_column)
+        mappings[index] = map_layer(network.layers[index], mapping.lanes, spram_lanes, mapping.integration_lanes)
         free_columns -= mappings[index].spram_columns
     return tuple(mappings)
 
@@ -53,15 +58,28 @@ def _better(network: Network, trial: tuple[LayerMapping, ...], current: tuple[La
     return not network_cost(network, current, budget.block_shapes).fits(budget, LOGIC_MARGIN)
 
 
-def place_network(network: Network, budget: Budget, lanes: int | None,
-                  work: Sequence[float] = ()) -> tuple[LayerMapping, ...]:
+def busy_cycles(mapping: LayerMapping, spikes: float, timesteps: int) -> float:
+    """A layer core's cycles per inference for ``spikes`` input spikes over ``timesteps`` (integration and
+    fire passes, not counting waits)."""
+    return spikes * mapping.integration_cycles + timesteps * mapping.fire_cycles
+
+
+def place_network(network: Network, budget: Budget, lanes: int | None, spikes: Sequence[float] = (),
+                  timesteps: int = 1) -> tuple[LayerMapping, ...]:
     """Mappings for every layer: ``lanes`` each (capped at the layer's width), or chosen automatically
-    (``lanes=None``) from each layer's ``work`` (default: its fan-in)."""
+    (``lanes=None``) from each layer's input ``spikes`` per inference (default: its fan-in) over
+    ``timesteps``."""
     if lanes is not None:
         return _with_spram(network, [lanes] * len(network.layers), budget)
+    spikes = list(spikes) or [float(layer.n_in) for layer in network.layers]
+    current = _grow_lanes(network, budget, [count + timesteps for count in spikes])
+    return _widen_integration(network, budget, current, spikes, timesteps)
+
+
+def _grow_lanes(network: Network, budget: Budget, activity: Sequence[float]) -> list[int]:
+    """The ``auto`` lanes (module docstring)."""
     current = [1] * len(network.layers)
     best = _with_spram(network, current, budget)
-    activity = list(work) or [float(layer.n_in) for layer in network.layers]
     growing = set(range(len(current)))
     while growing:
         index = max(growing, key=lambda i: activity[i] * best[i].groups)
@@ -80,4 +98,26 @@ def place_network(network: Network, budget: Budget, lanes: int | None,
             current, best = trial, mappings
         else:
             growing.discard(index)
-    return best
+    return current
+
+
+def _widen_integration(network: Network, budget: Budget, lanes: list[int], spikes: Sequence[float],
+                       timesteps: int) -> tuple[LayerMapping, ...]:
+    """From the ``auto`` lanes, integrate wider into accumulators (module docstring)."""
+    integration = [0] * len(lanes)
+    best = _with_spram(network, lanes, budget)
+    if budget.logic_cells is None or not network_cost(network, best, budget.block_shapes).fits(budget,
+                                                                                                LOGIC_MARGIN):
+        return best
+    while True:
+        busy = [busy_cycles(mapping, count, timesteps) for mapping, count in zip(best, spikes)]
+        index = max(range(len(busy)), key=busy.__getitem__)     # the pipeline runs at its busiest layer's pace
+        if best[index].conv is not None or best[index].weight_groups == 1:
+            return best
+        trial = list(integration)
+        trial[index] = ceil_div(network.layers[index].n_out, ceil_div(best[index].weight_groups, 2))
+        mappings = _with_spram(network, lanes, budget, trial)
+        faster = busy_cycles(mappings[index], spikes[index], timesteps) < busy[index]
+        if not (faster and network_cost(network, mappings, budget.block_shapes).fits(budget, LOGIC_MARGIN)):
+            return best
+        integration, best = trial, mappings
