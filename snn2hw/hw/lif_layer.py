@@ -392,8 +392,10 @@ class DenseLIFLayer(wiring.Component):
         sums = [Signal(signed(mp.acc_bits), name=f"acc{i}") for i in range(mp.n_out)]
         for g in range(mp.weight_groups):
             neurons = range(g * mp.weight_lanes, min((g + 1) * mp.weight_lanes, mp.n_out))
-            with m.If(write_valid & (write_group == g)):
-                m.d.sync += [sums[i].eq(sums[i] + weights.data[i - neurons.start]) for i in neurons]
+            adding = Signal(name=f"acc_add{g}")
+            m.d.comb += adding.eq(write_valid & (write_group == g))
+            # An unconditional add of a gated weight: the gate is per weight bit, not per accumulator bit.
+            m.d.sync += [sums[i].eq(sums[i] + Mux(adding, weights.data[i - neurons.start], 0)) for i in neurons]
         return _Accumulators(m, sums, mp)
 
     def _conv_neuron(self, group, lane, lanes):

@@ -28,8 +28,8 @@ LC_PER_LANE_BIT = 9      # per lane and membrane bit: integration adder, saturat
 LC_PER_PARAM_BIT = 2
 LC_PER_PRODUCT_BIT = 1
 # Flip-flop accumulators (integration_lanes): per neuron and accumulator bit, the adder with its flip-flop and
-# a share of the fire pass's group multiplexer (calibrated on two nextpnr builds of B3 with 128 of them).
-LC_PER_ACCUMULATOR_BIT = 2.5
+# a share of the fire pass's group multiplexer (calibrated on nextpnr builds of B3 with 128 of them).
+LC_PER_ACCUMULATOR_BIT = 1.9
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ groups (``lanes = ceil(neurons / ceil(groups / 2))``; a convolution's lanes are 
 number of times, see :func:`.mapping.conv_lanes`: a request that changes nothing ends its growth); keep the step
 if the estimate still fits the board (logic at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step
 that needs fewer block RAMs is kept), else stop growing that layer. Without a logic budget, lanes stop at
-:data:`UNBOUNDED_MAX_LANES`. Then, when the board has a logic budget and the design fits it, the busiest layer
-(:func:`busy_cycles`; the layers run as a pipeline at its pace) halves its weight groups, as long as it is
-dense, that fits and it saves cycles: it integrates ``integration_lanes`` neurons per cycle into flip-flop
-accumulators (:mod:`.mapping`), its fire lanes kept.
+:data:`UNBOUNDED_MAX_LANES`. Then, when the board has a logic budget and the design fits it, each dense layer, busiest
+first (:func:`busy_cycles`), tries its ``auto`` lanes and every pair of fewer fire lanes (that halve its
+groups) with wider integration lanes into flip-flop accumulators (:mod:`.mapping`); a choice is kept if the
+design still fits and the pace (the layers run as a pipeline, at their busiest one's) drops, or stays and the
+logic cells drop. Up to :data:`MAX_PASSES` passes over the layers, until nothing changes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["place_network", "LOGIC_MARGIN", "UNBOUNDED_MAX_LANES"]
 
 LOGIC_MARGIN = 0.85
 UNBOUNDED_MAX_LANES = 16
+MAX_PASSES = 3          # re-picking fire and integration lanes, over all layers
 
 
 def _with_spram(network: Network, lanes: Sequence[int], budget: Budget,
@@ -103,21 +105,44 @@ def _grow_lanes(network: Network, budget: Budget, activity: Sequence[float]) -> 
 
 def _widen_integration(network: Network, budget: Budget, lanes: list[int], spikes: Sequence[float],
                        timesteps: int) -> tuple[LayerMapping, ...]:
-    """From the ``auto`` lanes, integrate wider into accumulators (module docstring)."""
-    integration = [0] * len(lanes)
+    """From the ``auto`` lanes, re-pick each dense layer's fire and integration lanes (module docstring)."""
     best = _with_spram(network, lanes, budget)
     if budget.logic_cells is None or not network_cost(network, best, budget.block_shapes).fits(budget,
                                                                                                 LOGIC_MARGIN):
         return best
-    while True:
-        busy = [busy_cycles(mapping, count, timesteps) for mapping, count in zip(best, spikes)]
-        index = max(range(len(busy)), key=busy.__getitem__)     # the pipeline runs at its busiest layer's pace
-        if best[index].conv is not None or best[index].weight_groups == 1:
-            return best
-        trial = list(integration)
-        trial[index] = ceil_div(network.layers[index].n_out, ceil_div(best[index].weight_groups, 2))
-        mappings = _with_spram(network, lanes, budget, trial)
-        faster = busy_cycles(mappings[index], spikes[index], timesteps) < busy[index]
-        if not (faster and network_cost(network, mappings, budget.block_shapes).fits(budget, LOGIC_MARGIN)):
-            return best
-        integration, best = trial, mappings
+    limits, integration = list(lanes), [0] * len(lanes)
+
+    def score(mappings) -> tuple[float, int]:
+        """The pace (the layers run as a pipeline, at their busiest one's), then the logic cells."""
+        pace = max(busy_cycles(mapping, count, timesteps) for mapping, count in zip(mappings, spikes))
+        return pace, network_cost(network, mappings, budget.block_shapes).logic_cells
+
+    for _ in range(MAX_PASSES):
+        changed = False
+        for index in sorted(range(len(best)), key=lambda i: -busy_cycles(best[i], spikes[i], timesteps)):
+            if best[index].conv is not None:
+                continue
+            widths = _widths(network.layers[index].n_out)
+            choices = [(limits[index], 0)] + [(fire, wide) for fire in widths if fire <= limits[index]
+                                               for wide in widths if wide > fire]
+            for fire, wide in choices:
+                trial_lanes, trial_integration = list(lanes), list(integration)
+                trial_lanes[index], trial_integration[index] = fire, wide
+                mappings = _with_spram(network, trial_lanes, budget, trial_integration)
+                if score(mappings) < score(best) and network_cost(network, mappings, budget.block_shapes).fits(
+                        budget, LOGIC_MARGIN):
+                    best, lanes, integration, changed = mappings, trial_lanes, trial_integration, True
+        if not changed:
+            break
+    return best
+
+
+def _widths(neurons: int) -> list[int]:
+    """Lanes that halve the groups: ceil(neurons / g) for g = 1, 2, 4, ... up to ``neurons``."""
+    widths, groups = [], 1
+    while groups < 2 * neurons:
+        width = ceil_div(neurons, min(groups, neurons))
+        if width not in widths:
+            widths.append(width)
+        groups *= 2
+    return widths
