@@ -224,7 +224,7 @@ class DenseLIFLayer(wiring.Component):
             for port in read_ports:
                 m.d.comb += port.addr.eq(address)
             if mp.accumulators:
-                accumulated.take(address)
+                accumulated.take()
             if whole_clear:
                 row = Const(address, len(group)) if isinstance(address, int) else address[:len(group)]
                 m.d.comb += own_rd.addr.eq(Cat(row, ~write_half))
@@ -268,6 +268,8 @@ class DenseLIFLayer(wiring.Component):
                     take_event()
             if mp.conv or mp.accumulators:
                 with m.State("DRAIN"):                    # the last integration write
+                    if mp.accumulators:
+                        accumulated.arm()
                     m.next = "FIRE_READ"
             with m.State("FIRE_READ"):
                 fire_reads(0)
@@ -538,27 +540,37 @@ class _ConvTaps:
 
 class _Accumulators:
     """A layer's flip-flop accumulators (see :meth:`DenseLIFLayer._accumulators`) as the fire pass sees them:
-    :meth:`take` of a group, in the cycle its membrane word is read, puts the group's sums on ``current`` the
-    cycle after (as a read port would) and clears them."""
+    after :meth:`arm`, each cycle's :meth:`take` (in the cycle a group's membrane word is read, groups in
+    order from 0) puts the next group's sums on ``current`` the cycle after, as a read port would, and
+    clears them. The group taken is a registered one-hot selection, so no address decoding lies on the path
+    into ``current``."""
 
     def __init__(self, m: Module, sums: list, mp: LayerMapping):
         self.m, self.sums, self.mp = m, sums, mp
         self.current = [Signal(signed(mp.acc_bits), name=f"a_acc{k}") for k in range(mp.lanes)]
+        self.selected = Signal(mp.groups, name="acc_take")
 
-    def take(self, group) -> None:
-        """Take group ``group`` (a constant or a signal; no group when out of range)."""
-        if isinstance(group, int):
-            if group < self.mp.groups:
-                self._take(group)
-            return
-        with self.m.Switch(group):
-            for g in range(self.mp.groups):
-                with self.m.Case(g):
-                    self._take(g)
+    def arm(self) -> None:
+        """The next :meth:`take` takes group 0."""
+        self.m.d.sync += self.selected.eq(1)
 
-    def _take(self, g: int) -> None:
-        for k in range(self.mp.lanes):
-            i = g * self.mp.lanes + k
-            self.m.d.sync += self.current[k].eq(self.sums[i] if i < len(self.sums) else 0)
-            if i < len(self.sums):
-                self.m.d.sync += self.sums[i].eq(0)
+    def take(self) -> None:
+        """Take the selected group (none once every group was taken) and select the next."""
+        m, lanes = self.m, self.mp.lanes
+        m.d.sync += self.selected.eq(self.selected << 1)
+        for k in range(lanes):
+            terms = [Mux(self.selected[g], self.sums[g * lanes + k], 0) for g in range(self.mp.groups)
+                     if g * lanes + k < len(self.sums)]
+            m.d.sync += self.current[k].eq(_or_tree(terms))
+        for g in range(self.mp.groups):
+            with m.If(self.selected[g]):
+                m.d.sync += [self.sums[i].eq(0) for i in range(g * lanes, min((g + 1) * lanes, len(self.sums)))]
+
+
+def _or_tree(terms: list):
+    """The OR of ``terms`` as a balanced tree (0 for none)."""
+    if not terms:
+        return 0
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]

@@ -28,7 +28,8 @@ LC_PER_LANE_BIT = 9      # per lane and membrane bit: integration adder, saturat
 LC_PER_PARAM_BIT = 2
 LC_PER_PRODUCT_BIT = 1
 # Flip-flop accumulators (integration_lanes): per neuron and accumulator bit, the adder with its flip-flop and
-# a share of the fire pass's group multiplexer (calibrated on nextpnr builds of B3 with 128 of them).
+# a share of the fire pass's group multiplexer, plus one cell per weight bit to gate the weight it adds
+# (calibrated on nextpnr builds of B1 and B3 with 128 of them).
 LC_PER_ACCUMULATOR_BIT = 1.9
 
 
@@ -138,5 +139,5 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
         logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
         logic += sum(memory.logic_cells for memory in placed)
         if mapping.accumulators:
-            logic += int(LC_PER_ACCUMULATOR_BIT * mapping.n_out * mapping.acc_bits)
+            logic += int(mapping.n_out * (LC_PER_ACCUMULATOR_BIT * mapping.acc_bits + mapping.weight_value_bits))
     return NetworkCost(tuple(memories), logic)
