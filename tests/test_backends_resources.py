@@ -3,7 +3,7 @@ import pytest
 from snn2hw.backends.boards import board_names, load_board
 from snn2hw.backends.resources import board_budget, check_fit, ebr_blocks, estimate_resources
 from snn2hw.passes.cost import network_cost
-from snn2hw.passes.placement import place_network
+from snn2hw.passes.placement import LOGIC_MARGIN, place_network
 from snn2hw.errors import ResourceError
 from snn2hw.passes.mapping import map_network
 
@@ -51,3 +51,18 @@ def test_fixed_lanes_are_kept_and_small_networks_stay_in_block_ram():
     network = random_network(4, sizes=[16, 32, 4])
     mappings = place_network(network, board_budget(load_board("ice40")), 3)
     assert [m.lanes for m in mappings] == [3, 3] and all(m.spram_lanes == 0 for m in mappings)
+
+
+def test_auto_placement_integrates_a_busy_layer_into_accumulators_when_the_board_has_room():
+    network = random_network(5, sizes=[64, 128, 10], weight_range=7, bias=False)
+    board = load_board("ice40")
+    mappings = place_network(network, board_budget(board), None, spikes=[300.0, 200.0], timesteps=16)
+    first = mappings[0]
+    assert first.accumulators and first.integration_lanes > first.lanes
+    assert first.integration_cycles < place_network(network, board_budget(board), 16)[0].integration_cycles
+    check_fit(network, mappings, board)
+    cost = network_cost(network, mappings, board_budget(board).block_shapes)
+    assert cost.logic_cells <= LOGIC_MARGIN * 5280
+    # without a logic budget (Verilog only) no accumulators are added
+    assert not any(m.accumulators for m in place_network(network, board_budget(load_board("generic")), None,
+                                                         spikes=[300.0, 200.0], timesteps=16))

@@ -145,7 +145,9 @@ def test_reduced_bench_through_the_cli(tmp_path):
     b1, b4 = document["records"]
     assert set(BENCHMARKS_FIELDS) <= set(b1) and tuple(b1) == RECORD_FIELDS
     assert b1["error"] is None and b1["bit_exact"] is True and b1["samples"] == 4 and b1["timesteps"] == 16
-    assert b1["lanes"] == [2, 2] and document["options"]["lanes"] == 2
+    assert b1["lanes"] == [2, 2] and b1["integration_lanes"] == [2, 2] and document["options"]["lanes"] == 2
+    assert b1["input_spikes"] > 0 and b1["cycles_per_input_spike"] == pytest.approx(
+        b1["cycles_per_inference"] / b1["input_spikes"], abs=0.01)
     assert b1["cycles_per_inference"] >= b1["bound_cycles"] > 0
     assert b1["ratio_to_bound"] >= 1 and b1["compile_s"] > 0
     # throughput is timed on a larger batch, all of it bit-exact (a wall-clock figure: not asserted here)

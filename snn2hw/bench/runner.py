@@ -48,7 +48,8 @@ from .workloads import Workload, select_workloads
 __all__ = ["BenchOptions", "RECORD_FIELDS", "run_bench", "run_workload", "bench_document"]
 
 RECORD_FIELDS = (
-    "workload", "title", "samples", "timesteps", "lanes", "cycles_per_inference", "bound_cycles",
+    "workload", "title", "samples", "timesteps", "lanes", "integration_lanes", "input_spikes",
+    "cycles_per_input_spike", "cycles_per_inference", "bound_cycles",
     "ratio_to_bound", "bit_exact", "rtl_batch", "rtl_inferences_per_s", "sim_build_s", "verify_inferences_per_s",
     "verify_build_s", "lc_used", "ebr_used",
     "spram_used", "dsp_used", "fmax_mhz", "us_per_inference", "compile_s", "build_s", "golden_s", "snntorch_s",
@@ -88,6 +89,7 @@ def _compile(workload: Workload, options: BenchOptions, workdir: Path, data, rec
     record["compile_s"] = _rounded(result.timings["compile"])
     design = CompiledDesign.load(result.outdir)
     record["lanes"] = [mapping.lanes for mapping in design.mappings]
+    record["integration_lanes"] = [mapping.weight_lanes for mapping in design.mappings]
     return design
 
 
@@ -103,6 +105,8 @@ def _simulate(design: CompiledDesign, batch: np.ndarray, samples: int, record: d
     elapsed = time.perf_counter() - started
     record["bit_exact"] = bool(np.array_equal(result.outputs, expected))
     record["cycles_per_inference"] = _rounded(float(np.mean(result.cycles[:samples])), 2)
+    record["input_spikes"] = _rounded(float(batch[:samples].sum(axis=(1, 2)).mean()), 2)
+    record["cycles_per_input_spike"] = _rounded(record["cycles_per_inference"] / max(record["input_spikes"], 1), 2)
     record["rtl_batch"] = len(batch)
     record["rtl_inferences_per_s"] = _rounded(len(batch) / elapsed, 1)
 
