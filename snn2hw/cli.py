@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="timesteps per inference, for the latency report")
     compile_.add_argument("--lanes", type=_lanes, default="auto", metavar="auto|N",
                           help="neurons updated per cycle per layer: N for every layer, or auto (chosen per layer "
-                               "from the board's resources)")
+                               "from the board's resources, possibly integrating wider into accumulators)")
     compile_.add_argument("--weight-bits", type=int, default=None, metavar="N",
                           help="quantize a float model to N-bit weights (float default 8; an integer model "
                                "must fit)")

@@ -20,6 +20,12 @@ during integration that plus the current summed so far, so no separate accumulat
   the end-of-timestep beat;
 * ``clear`` (from any state) zeroes the membranes in ``groups`` cycles and empties the spike buffer.
 
+With accumulators (:attr:`snn2hw.passes.mapping.LayerMapping.accumulators`), integration does not touch the
+membrane memory: each timestep's current sums in flip-flop accumulators, one per neuron, a weight word of
+``integration_lanes`` per cycle (``weight_groups`` cycles per spike, the weight added through a per-bit gate);
+one drain cycle precedes the fire pass, whose stage A adds group g's accumulators, taken (and cleared) through
+a registered one-hot selection in the cycle the group's membrane word is read.
+
 Other neurons of :mod:`snn2hw.ir` use the same pipeline:
 
 * RLeaky, one-to-one V: stage D adds ``s * V[i]`` to the membrane the next timestep starts from;
@@ -157,9 +163,9 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
         conv_tap = self._conv_integration(m, weights, mem_rd, integ_valid, integ_group) if mp.conv else None
 
-        # The fire pass of one group in four registered pipeline stages: A adds the bias to the integrated
-        # membrane, B saturates and decides the spike, C applies the leak, D the reset for the next timestep
-        # and writes back. Consecutive groups overlap.
+        # The fire pass of one group in four registered pipeline stages: A adds the bias (and accumulators) to
+        # the integrated membrane, B saturates and decides the spike, C applies the leak, D the reset for the
+        # next timestep and writes back. Consecutive groups overlap.
         stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0)
                    + (accumulated.current[k] if mp.accumulators else 0) for k in range(lanes)]
         a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
@@ -311,7 +317,8 @@ class DenseLIFLayer(wiring.Component):
     def _recurrent_pass(self, m: Module, own_rd, write_half, group, integ_last, row_base, integrate_word) -> None:
         """FSM states integrating V's row n_in + i into every membrane for each neuron i that just fired:
         REC_START reads group 0's new mask, REC_SCAN moves past groups without spikes (one cycle each),
-        REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``weight_groups`` cycles)."""
+        REC_ROW picks the lowest remaining neuron of a group, REC_INTEGRATE adds its row (``weight_groups``
+        cycles)."""
         mp, lanes, groups = self.mapping, self.mapping.lanes, self.mapping.groups
         scan = Signal.like(group, name="rec_group")
         bits = Signal(lanes, name="rec_bits")
