@@ -106,3 +106,7 @@ def test_weights_of_minus_and_plus_one_are_stored_as_one_bit():
     # a padding lane's weight 0 has no one-bit code: only when no lane pads, or padding has no accumulator
     assert not map_layer(layer, 3).binary_weights
     assert map_layer(layer, 1, integration_lanes=3).binary_weights
+    # as recorded in network.json: a design compiled before the one-bit encoding keeps two-bit weights
+    kept = map_layer(layer, 4, spram_lanes=4, binary=False)
+    assert (kept.binary_weights, kept.weight_bits, kept.lanes_per_column) == (False, 2, 8)
+    assert mapping.to_json()["binary_weights"] is True and "binary_weights" not in kept.to_json()

@@ -270,10 +270,12 @@ def crossbar(layer: Layer) -> np.ndarray:
     return layer.weight
 
 
-def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes: int = 0) -> LayerMapping:
+def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes: int = 0,
+              binary: bool | None = None) -> LayerMapping:
     """The shape of ``layer`` with ``lanes`` neurons per cycle (capped at its width); with
     ``integration_lanes`` (> lanes, a dense layer) that many per integration cycle into accumulators; the first
-    ``spram_lanes`` of a weight word in SPRAM. Weights that are all -1 or +1 are stored as one bit."""
+    ``spram_lanes`` of a weight word in SPRAM. Weights that are all -1 or +1 are stored as one bit, unless
+    ``binary`` is False (None: wherever possible)."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
     conv = layer.conv if layer.recurrent is None else None
@@ -290,7 +292,7 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes:
     weight_lanes = integration_lanes or lanes
     # A padding lane's weight 0 has no one-bit code: binary storage only where no lane is padding, or where
     # padding lanes have no accumulator.
-    binary = bool(np.all(np.abs(weight) == 1)) and conv is None and (
+    binary = binary is not False and bool(np.all(np.abs(weight) == 1)) and conv is None and (
         integration_lanes > 0 or layer.n_out % lanes == 0)
     one_to_one = layer.recurrence == "one_to_one"
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
