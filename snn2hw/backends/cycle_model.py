@@ -11,9 +11,8 @@ cycles). Costs per layer core (G = groups):
   event from cycle a + R on;
 * an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
   group (a conv layer or accumulators first drain the integration pipeline for a cycle); at cycle
-  a + 5 + G (+ 1) the spike
-  buffer is offered to the emitter, which takes it once it has sent the
-  previous timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
+  a + 5 + G (+ 1) the spike buffer is offered to the emitter, which takes it once it has sent the previous
+  timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
   and 1 + R cycles per spike integrating V's rows, then offers the buffer;
 * the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle

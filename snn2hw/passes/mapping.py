@@ -217,7 +217,8 @@ class LayerMapping:
         return per_group.transpose(2, 0, 1).reshape(-1, self.weight_lanes)
 
     def stored_weights(self, layer: Layer) -> np.ndarray:
-        """:meth:`weight_matrix` as stored: a binary weight w in {-1, +1} (padding 0 too) as the bit w > 0."""
+        """:meth:`weight_matrix` as stored: a binary weight w in {-1, +1} as the bit w > 0 (a padding lane's 0
+        as bit 0, read as -1: :func:`map_layer` stores binary only where padding lanes add to no neuron)."""
         weights = self.weight_matrix(layer)
         return (weights > 0).astype(np.int64) if self.binary_weights else weights
 

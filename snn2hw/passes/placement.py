@@ -25,7 +25,7 @@ from ..ir import Network
 from .cost import Budget, network_cost
 from .mapping import SPRAM_DEPTH, LayerMapping, ceil_div, map_layer
 
-__all__ = ["place_network", "LOGIC_MARGIN", "UNBOUNDED_MAX_LANES"]
+__all__ = ["place_network", "busy_cycles", "LOGIC_MARGIN", "UNBOUNDED_MAX_LANES", "MAX_PASSES"]
 
 LOGIC_MARGIN = 0.85
 UNBOUNDED_MAX_LANES = 16
@@ -112,11 +112,12 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
         return best
     limits, integration = list(lanes), [0] * len(lanes)
 
-    def score(mappings) -> tuple[float, int]:
+    def score(mappings, cost) -> tuple[float, int]:
         """The pace (the layers run as a pipeline, at their busiest one's), then the logic cells."""
         pace = max(busy_cycles(mapping, count, timesteps) for mapping, count in zip(mappings, spikes))
-        return pace, network_cost(network, mappings, budget.block_shapes).logic_cells
+        return pace, cost.logic_cells
 
+    best_score = score(best, network_cost(network, best, budget.block_shapes))
     for _ in range(MAX_PASSES):
         changed = False
         for index in sorted(range(len(best)), key=lambda i: -busy_cycles(best[i], spikes[i], timesteps)):
@@ -129,9 +130,11 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
                 trial_lanes, trial_integration = list(lanes), list(integration)
                 trial_lanes[index], trial_integration[index] = fire, wide
                 mappings = _with_spram(network, trial_lanes, budget, trial_integration)
-                if score(mappings) < score(best) and network_cost(network, mappings, budget.block_shapes).fits(
-                        budget, LOGIC_MARGIN):
-                    best, lanes, integration, changed = mappings, trial_lanes, trial_integration, True
+                cost = network_cost(network, mappings, budget.block_shapes)
+                trial_score = score(mappings, cost)
+                if trial_score < best_score and cost.fits(budget, LOGIC_MARGIN):
+                    best, best_score, changed = mappings, trial_score, True
+                    lanes, integration = trial_lanes, trial_integration
         if not changed:
             break
     return best
