@@ -38,6 +38,7 @@ from ..passes.mapping import LayerMapping
 __all__ = ["inference_cycles", "batch_cycles"]
 
 _Process = Generator[tuple[str, int], int, None]
+FIRE_STAGES = 4     # the fire pass reads a group, then three more, before the first one's stage D
 
 
 def _host(input_raster: np.ndarray) -> _Process:
@@ -61,6 +62,40 @@ def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.nda
         cycle = (yield ("send", cycle)) + 1                  # hand the spike buffer over
 
 
+def _accumulator_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Process:
+    """The integrating and firing parts of an accumulator core (the integrator of
+    :mod:`snn2hw.hw.lif_layer`), two processes whose overlap this generator works out from their ties:
+    pass (t, w) starts once the fire pass of t - 1 has taken integration group w, and the fire pass of t
+    takes a fire group once the passes it needs are closed."""
+    passes, groups = mapping.weight_groups, mapping.groups
+    last_neuron = [min((w + 1) * mapping.weight_lanes, mapping.n_out) - 1 for w in range(passes)]
+    # per fire group: the passes it needs (the integration group of its last real neuron, plus one)
+    needs = [1 + max(w for w in range(passes) if w * mapping.weight_lanes < min((g + 1) * mapping.lanes,
+                                                                                  mapping.n_out))
+             for g in range(groups)]
+    completes = [[w for w, n in enumerate(last_neuron) if g * mapping.lanes <= n < (g + 1) * mapping.lanes]
+                 for g in range(groups)]
+    room = [0] * passes         # pass w of the coming timestep may start from this cycle
+    integrator = 1              # the integrator takes events from this cycle
+    fire_ready = groups + 1     # the fire pass may start from this cycle (after the clear)
+    for in_step in input_raster:
+        for _ in range(int(in_step.sum())):
+            integrator = (yield ("recv", max(integrator, room[0]))) + 1
+        end = yield ("recv", max(integrator, room[0]))
+        visible = [end + 2]       # cycle from which each closed pass of this timestep counts
+        integrator = end + 2
+        for w in range(1, passes):
+            closing = max(integrator, room[w]) + int(in_step.sum())
+            visible.append(closing + 1)
+            integrator = closing + 1
+        cycle = fire_ready - 1
+        for g in range(groups + FIRE_STAGES):          # the cycle each fire group is read (and taken)
+            cycle = max(cycle + 1, visible[needs[g] - 1]) if g < groups else cycle + 1
+            for w in completes[g] if g < groups else ():
+                room[w] = cycle + 1
+        fire_ready = (yield ("send", cycle + 1)) + 1     # stage D of the last group, then the hand-over
+
+
 def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
     """The emitting part of a layer core: per handed-over timestep, scans the groups' spike masks (one
     cycle per group without spikes) and sends one beat per spike, then the end-of-timestep beat."""
@@ -69,10 +104,7 @@ def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
     for out_step in output_raster:
         cycle = (yield ("recv", ready)) + 2                   # group 0's mask is read the cycle after
         per_group = np.append(out_step, 0)[slots].reshape(mapping.groups, mapping.lanes).sum(axis=1)
-        for count in per_group.tolist():
-            if count == 0:
-                cycle += 1
-                continue
+        for count in per_group[per_group > 0].tolist():   # groups without spikes are skipped
             cycle += 1                                        # the mask is loaded; beats from the next cycle
             for _ in range(count):
                 cycle = (yield ("send", cycle)) + 1
@@ -89,7 +121,9 @@ def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarra
     each [T, n]."""
     processes = [_host(rasters[0])]
     for index, mapping in enumerate(mappings):
-        processes += [_core(mapping, rasters[index], rasters[index + 1]), _emitter(mapping, rasters[index + 1])]
+        core = (_accumulator_core(mapping, rasters[index]) if mapping.accumulators
+                else _core(mapping, rasters[index], rasters[index + 1]))
+        processes += [core, _emitter(mapping, rasters[index + 1])]
     processes.append(_sink())
     pending = [next(process) for process in processes]
     last_transfer = 0

@@ -50,6 +50,8 @@ The update is the integer LIF of :mod:`snn2hw.ir`, bit for bit the golden model.
 
 from __future__ import annotations
 
+import contextlib
+
 from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -149,13 +151,21 @@ class DenseLIFLayer(wiring.Component):
         mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
         own_rd = spike_buffer.read_port() if whole_clear or dense_recurrent else None
         write_half, full, emit_last = Signal(), Signal(), Signal()
+        # Which groups of the half being written have spikes (shifted in, group 0 first), and of the half
+        # handed over, those the emitter has still to send.
+        with_spikes, to_emit = Signal(groups, name="groups_with_spikes"), Signal(groups, name="groups_to_emit")
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
         integ_group = Signal.like(group)
         m.d.sync += integ_valid.eq(0)
+        stall = Signal()       # accumulators: the fire pass waits for the integration of the group it reads
         if mp.accumulators:
             accumulated = self._accumulators(m, weights, integ_valid, integ_group)
+            integrator = _Integrator(m, self.i_events, weights, integ_valid, integ_group, mp)
+            m.d.comb += self.idle.eq(integrator.waiting)
+            for port in read_ports + ([own_rd] if whole_clear else []):
+                m.d.comb += port.en.eq(~stall)      # a stalled fire pass keeps the words it read
         else:
             with m.If(integ_valid):
                 m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
@@ -208,7 +218,7 @@ class DenseLIFLayer(wiring.Component):
                 m.d.sync += group.eq(0)
                 with m.If(payload.eot):
                     m.d.sync += last_step.eq(payload.last)
-                    m.next = "DRAIN" if mp.conv or mp.accumulators else "FIRE_READ"
+                    m.next = "DRAIN" if mp.conv else "FIRE_READ"
                 with m.Else():
                     if mp.conv:
                         conv_tap.start(payload.index)
@@ -230,7 +240,7 @@ class DenseLIFLayer(wiring.Component):
             for port in read_ports:
                 m.d.comb += port.addr.eq(address)
             if mp.accumulators:
-                accumulated.take()
+                accumulated.take(integrator.taken)
             if whole_clear:
                 row = Const(address, len(group)) if isinstance(address, int) else address[:len(group)]
                 m.d.comb += own_rd.addr.eq(Cat(row, ~write_half))
@@ -249,6 +259,14 @@ class DenseLIFLayer(wiring.Component):
             with m.Else():
                 m.next = "FIRE"
 
+        def unless_stalled():
+            """The body of a cycle that reads the fire pass's next group: with accumulators, skipped (and the
+            pipeline held) while that group is not integrated yet."""
+            if not mp.accumulators:
+                return contextlib.nullcontext()
+            m.d.comb += stall.eq(accumulated.waits_for(integrator.lag))
+            return m.If(~stall)
+
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(0)]
@@ -260,50 +278,62 @@ class DenseLIFLayer(wiring.Component):
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
-            with m.State("WAIT"):
-                m.d.comb += self.idle.eq(1)
-                take_event()
-            with m.State("INTEGRATE"):
-                if mp.conv:
-                    conv_tap.step()
-                else:
-                    integrate_word()
-                with m.If(conv_tap.last if mp.conv else integ_last):
-                    m.d.sync += group.eq(0)
-                    m.next = "WAIT"
+            if mp.accumulators:
+                with m.State("WAIT"):                     # the integrator works on its own; wait for group 0
+                    with unless_stalled():
+                        m.d.sync += last_step.eq(integrator.last)
+                        fire_reads(0)
+                        m.next = "FIRE_PRIME_1"
+            else:
+                with m.State("WAIT"):
+                    m.d.comb += self.idle.eq(1)
                     take_event()
-            if mp.conv or mp.accumulators:
-                with m.State("DRAIN"):                    # the last integration write
-                    if mp.accumulators:
-                        accumulated.arm()
-                    m.next = "FIRE_READ"
-            with m.State("FIRE_READ"):
-                fire_reads(0)
-                m.next = "FIRE_PRIME_1"
+                with m.State("INTEGRATE"):
+                    if mp.conv:
+                        conv_tap.step()
+                    else:
+                        integrate_word()
+                    with m.If(conv_tap.last if mp.conv else integ_last):
+                        m.d.sync += group.eq(0)
+                        m.next = "WAIT"
+                        take_event()
+                if mp.conv:
+                    with m.State("DRAIN"):                # the last integration write
+                        m.next = "FIRE_READ"
+                with m.State("FIRE_READ"):
+                    fire_reads(0)
+                    m.next = "FIRE_PRIME_1"
             for depth in range(1, FIRE_STAGES):               # fill the pipeline: stages A .. C
                 with m.State(f"FIRE_PRIME_{depth}"):
-                    fire_reads(depth)
-                    m.d.sync += advance
-                    m.next = f"FIRE_PRIME_{depth + 1}" if depth + 1 < FIRE_STAGES else "FIRE"
+                    with unless_stalled():
+                        fire_reads(depth)
+                        m.d.sync += advance
+                        m.next = f"FIRE_PRIME_{depth + 1}" if depth + 1 < FIRE_STAGES else "FIRE"
             with m.State("FIRE"):
                 # stage D of `group`, C of `group + 1`, B of `group + 2`, A of `group + 3`; the words of
                 # `group + 4` are read.
-                m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
-                             mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1), mask_wr.data.eq(fired)]
-                if mp.synaptic:
-                    m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
-                fire_reads(group + FIRE_STAGES)
-                m.d.sync += advance
-                if self.membrane_out:
-                    m.d.comb += self.o_membranes.valid.eq(1)
-                end_of_fire()
+                with unless_stalled():
+                    m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
+                                 mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1),
+                                 mask_wr.data.eq(fired)]
+                    m.d.sync += with_spikes.eq(Cat(with_spikes[1:], fired.any()))
+                    if mp.synaptic:
+                        m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
+                    fire_reads(group + FIRE_STAGES)
+                    m.d.sync += advance
+                    if self.membrane_out:
+                        m.d.comb += self.o_membranes.valid.eq(1)
+                    end_of_fire()
             if dense_recurrent:
                 self._recurrent_pass(m, own_rd, write_half, group, integ_last, row_base, integrate_word)
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
-                    m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
+                    m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half),
+                                 to_emit.eq(with_spikes)]
+                    if mp.accumulators:
+                        accumulated.arm()
                     m.next = "WAIT"
-        emit_spikes(m, mask_rd, full, emit_last, groups, lanes, self.o_events,
+        emit_spikes(m, mask_rd, full, emit_last, to_emit, groups, lanes, self.o_events,
                     **({"neuron_of": self._conv_neuron} if mp.conv else {}))
         # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
@@ -547,24 +577,41 @@ class _ConvTaps:
 
 class _Accumulators:
     """A layer's flip-flop accumulators (see :meth:`DenseLIFLayer._accumulators`) as the fire pass sees them:
-    after :meth:`arm`, each cycle's :meth:`take` (in the cycle a group's membrane word is read, groups in
-    order from 0) puts the next group's sums on ``current`` the cycle after, as a read port would, and
+    each :meth:`take` (in the cycle a group's membrane word is read, groups in order from 0, group 0 again
+    after :meth:`arm`) puts the next group's sums on ``current`` the cycle after, as a read port would, and
     clears them. The group taken is a registered one-hot selection, so no address decoding lies on the path
     into ``current``."""
 
     def __init__(self, m: Module, sums: list, mp: LayerMapping):
         self.m, self.sums, self.mp = m, sums, mp
         self.current = [Signal(signed(mp.acc_bits), name=f"a_acc{k}") for k in range(mp.lanes)]
-        self.selected = Signal(mp.groups, name="acc_take")
+        self.selected = Signal(mp.groups, name="acc_take", init=1)
+        # Per fire group: it holds an integration group's last neuron (taking it completes that group), and
+        # it also holds neurons of the next integration group (it needs two integration passes).
+        last_neuron = [min((w + 1) * mp.weight_lanes, mp.n_out) - 1 for w in range(mp.weight_groups)]
+        lasts = [[n for n in last_neuron if g * mp.lanes <= n < (g + 1) * mp.lanes] for g in range(mp.groups)]
+        # completing[c]: the fire groups that complete more than c integration groups (at most two: a ragged
+        # last integration group can end in the fire group that ends the one before)
+        self.completing = [Const(sum(1 << g for g, found in enumerate(lasts) if len(found) > c), mp.groups)
+                           for c in range(max(map(len, lasts)))]
+        self.straddling = Const(sum(1 << g for g, found in enumerate(lasts)
+                                    if any(n + 1 < min((g + 1) * mp.lanes, mp.n_out) for n in found)), mp.groups)
 
     def arm(self) -> None:
         """The next :meth:`take` takes group 0."""
         self.m.d.sync += self.selected.eq(1)
 
-    def take(self) -> None:
-        """Take the selected group (none once every group was taken) and select the next."""
+    def waits_for(self, lag):
+        """The selected group cannot be taken yet: ``lag`` (:class:`_Integrator`) counts fewer integrated
+        passes than it needs (one, or two where it straddles integration groups)."""
+        return (self.selected != 0) & Mux((self.selected & self.straddling).any(), lag < 2, lag == 0)
+
+    def take(self, completed) -> None:
+        """Take the selected group (none once every group was taken) and select the next; ``completed`` is
+        driven with the number of integration groups that completes."""
         m, lanes = self.m, self.mp.lanes
         m.d.sync += self.selected.eq(self.selected << 1)
+        m.d.comb += completed.eq(sum((self.selected & mask).any() for mask in self.completing))
         for k in range(lanes):
             terms = [Mux(self.selected[g], self.sums[g * lanes + k], 0) for g in range(self.mp.groups)
                      if g * lanes + k < len(self.sums)]
@@ -572,6 +619,74 @@ class _Accumulators:
         for g in range(self.mp.groups):
             with m.If(self.selected[g]):
                 m.d.sync += [self.sums[i].eq(0) for i in range(g * lanes, min((g + 1) * lanes, len(self.sums)))]
+
+
+class _Integrator:
+    """The integration of an accumulator core, a process of its own beside the fire pass.
+
+    Integration group w (``weight_lanes`` neurons) of timestep t is one *pass*: pass 0 integrates each spike
+    of t as it arrives (taken at cycle a, its weight word read at a + 1) and keeps the spike's row in a replay
+    buffer; the end-of-timestep (cycle e) closes it at e + 1; passes w >= 1 then replay the buffer, a word per
+    cycle, and close the cycle after their last word. ``lag`` counts the passes closed and not yet taken by
+    the fire pass (an integration group is taken with its last fire group): a pass starts (pass 0: takes an
+    event) only while ``lag < weight_groups``, that is once the fire pass has taken the group from the
+    previous timestep, and the fire pass takes a group only once its passes are closed. So the fire pass of
+    t overlaps the integration of t + 1, and that of t's later groups."""
+
+    def __init__(self, m: Module, i_events, weights, integ_valid, integ_group, mp: LayerMapping):
+        passes = mp.weight_groups
+        self.lag = Signal(range(passes + 1), name="lag")
+        self.taken = Signal(range(3), name="passes_taken")   # integration groups the fire pass takes now
+        self.last = Signal(name="integrated_last")       # the last end-of-timestep taken ends the inference
+        self.waiting = Signal(name="integrator_waiting")
+        closed = Signal(name="pass_closed")
+        m.d.sync += self.lag.eq(self.lag + closed - self.taken)
+        room = Signal(name="pass_room")
+        m.d.comb += room.eq(self.lag < passes)
+        spike, row = Signal(name="pass0_spike"), Signal(range(max(mp.weight_words, 2)), name="pass0_row")
+        m.d.sync += spike.eq(0)
+        if passes > 1:
+            m.submodules.replay = replay = memory.Memory(shape=range(max(mp.weight_words, 2)), depth=mp.n_in,
+                                                         init=[])
+            replay_wr, replay_rd = replay.write_port(), replay.read_port()
+            count, index = Signal(range(mp.n_in + 1), name="replay_count"), Signal(range(mp.n_in + 1),
+                                                                                   name="replay_index")
+            word = Signal(range(passes), name="replay_pass")
+        with m.If(spike):                                 # pass 0: the spike taken last cycle
+            m.d.comb += weights.addr.eq(row)
+            m.d.sync += [integ_valid.eq(1), integ_group.eq(0)]
+            if passes > 1:
+                m.d.comb += [replay_wr.addr.eq(count), replay_wr.data.eq(row), replay_wr.en.eq(1)]
+                m.d.sync += count.eq(count + 1)
+        payload = i_events.payload
+        with m.FSM(name="integrate"):
+            with m.State("TAKE"):
+                m.d.comb += [self.waiting.eq(1), i_events.ready.eq(room)]
+                with m.If(room & i_events.valid):
+                    with m.If(payload.eot):
+                        m.d.sync += self.last.eq(payload.last)
+                        m.next = "CLOSE"
+                    with m.Else():
+                        m.d.sync += [spike.eq(1), row.eq(payload.index * passes)]
+            with m.State("CLOSE"):                        # the last spike's word is added this cycle
+                m.d.comb += closed.eq(1)
+                if passes > 1:
+                    m.d.sync += [index.eq(0), word.eq(1)]
+                    m.next = "REPLAY"
+                else:
+                    m.next = "TAKE"
+            if passes > 1:
+                with m.State("REPLAY"):                   # replay_rd holds entry `index` (read ahead)
+                    m.d.comb += replay_rd.addr.eq(index)
+                    with m.If(room & (index != count)):
+                        m.d.comb += [weights.addr.eq(replay_rd.data + word), replay_rd.addr.eq(index + 1)]
+                        m.d.sync += [integ_valid.eq(1), integ_group.eq(word), index.eq(index + 1)]
+                    with m.If(room & (index == count)):
+                        m.d.comb += [closed.eq(1), replay_rd.addr.eq(0)]
+                        m.d.sync += [index.eq(0), word.eq(word + 1)]
+                        with m.If(word == passes - 1):
+                            m.d.sync += count.eq(0)
+                            m.next = "TAKE"
 
 
 def _or_tree(terms: list):

@@ -25,13 +25,15 @@ def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]
     return remaining, lane
 
 
-def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int, lanes: int, out,
+def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, todo: Signal, groups: int, lanes: int, out,
                 neuron_of=lambda group, lane, lanes: group * lanes + lane) -> None:
     """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it at
     ``Cat(group, half)``), then the end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear
-    ``full`` when that beat is taken. A spike in ``lane`` of ``group`` is neuron ``neuron_of(group, lane,
-    lanes)``. Costs: one cycle to read group 0's mask, then one cycle per group
-    without spikes; a group with spikes costs one cycle to load its mask and one per spike beat.
+    ``full`` when that beat is taken. ``todo`` (``groups`` bits, filled by the core with the hand-over) marks
+    the groups that have spikes; the emitter clears each bit as it loads the group. A spike in ``lane`` of
+    ``group`` is neuron ``neuron_of(group, lane, lanes)``. Costs: one cycle to read the first group's mask, then
+    per group with spikes one cycle to load its mask and one per spike beat; groups without spikes cost
+    nothing.
 
     The beat's lane, the group's spikes after it and whether there are any are registers, computed when the
     mask is loaded and after each beat: the lowest-set-bit logic stays off the path from the consumer's
@@ -41,8 +43,7 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
     lane = Signal(range(max(lanes, 2)))                   # the spike being sent: its lane
     rest = Signal(lanes)                                  # the group's spikes after it
     rest_empty = Signal()                                 # rest == 0
-    following = Signal(group_bits)
-    m.d.comb += following.eq(group + 1)
+    later_groups, first_group = lowest_set_bit(m, todo, groups)
 
     def load(mask):
         """Send the spikes of ``mask`` next: its lowest set bit first, then the others."""
@@ -50,25 +51,21 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, groups: int
         m.d.sync += [lane.eq(lowest), rest.eq(others), rest_empty.eq(others == 0)]
 
     def next_group():
-        with m.If(group == groups - 1):
+        """Read the mask of the lowest group left with spikes, or end the timestep."""
+        with m.If(todo == 0):
             m.next = "END"
         with m.Else():
-            m.d.comb += mask_rd.addr.eq(Cat(following, half))
-            m.d.sync += group.eq(following)
+            m.d.comb += mask_rd.addr.eq(Cat(first_group[:group_bits], half))
+            m.d.sync += [group.eq(first_group), todo.eq(later_groups)]
             m.next = "SCAN"
 
     with m.FSM(name="emitter"):
         with m.State("IDLE"):
             with m.If(full):
-                m.d.comb += mask_rd.addr.eq(Cat(Const(0, group_bits), half))
-                m.d.sync += group.eq(0)
-                m.next = "SCAN"
-        with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
-            with m.If(mask_rd.data == 0):
                 next_group()
-            with m.Else():
-                load(mask_rd.data)
-                m.next = "SEND"
+        with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
+            load(mask_rd.data)
+            m.next = "SEND"
         with m.State("SEND"):
             m.d.comb += [out.valid.eq(1), out.payload.index.eq(neuron_of(group, lane, lanes))]
             with m.If(out.ready):

@@ -87,10 +87,11 @@ class LayerMapping:
     def __post_init__(self):
         if not 1 <= self.lanes <= self.n_out:
             raise QuantizationError(f"layer {self.name!r}: lanes must be in [1, {self.n_out}], got {self.lanes}")
-        if self.integration_lanes and (self.conv is not None or not self.lanes <= self.integration_lanes
-                                       <= self.n_out):
+        if self.integration_lanes and (self.conv is not None or self.recurrent_rows
+                                       or not self.lanes <= self.integration_lanes <= self.n_out):
             raise QuantizationError(f"layer {self.name!r}: integration lanes must be in [{self.lanes}, "
-                                    f"{self.n_out}] (and the layer dense), got {self.integration_lanes}")
+                                    f"{self.n_out}] (and the layer dense, without a dense recurrence), got "
+                                    f"{self.integration_lanes}")
         if not 0 <= self.spram_lanes <= self.weight_lanes:
             raise QuantizationError(f"layer {self.name!r}: SPRAM lanes must be in [0, {self.weight_lanes}], "
                                     f"got {self.spram_lanes}")
@@ -289,7 +290,8 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes:
                           np.where(inputs < 0, inputs, 0).sum(axis=1).min()])
     has_bias = bool(np.any(layer.bias != 0))
     lanes = min(lanes, layer.n_out)
-    integration_lanes = min(integration_lanes, layer.n_out) if conv is None and integration_lanes > lanes else 0
+    integration_lanes = (min(integration_lanes, layer.n_out) if conv is None and layer.recurrence != "dense"
+                         and integration_lanes > lanes else 0)
     weight_lanes = integration_lanes or lanes
     # A padding lane's weight 0 has no one-bit code: binary storage only where no lane is padding, or where
     # padding lanes have no accumulator.
