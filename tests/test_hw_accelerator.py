@@ -127,6 +127,20 @@ def test_accumulators_bit_exact_and_cycles_as_modelled(seed):
     check_mappings(network, mappings, seed)
 
 
+def test_accumulator_integration_overlaps_the_fire_pass():
+    """Two integration groups: each timestep's fire pass overlaps the next timestep's integration (bit-exact,
+    as modelled, and well under the integration and the fire pass back to back)."""
+    network = random_network(7, sizes=[16, 8])
+    mappings = (map_layer(network.layers[0], 1, integration_lanes=4),)
+    spikes = np.ones((1, 6, 16), np.uint8)
+    trace = golden.run(network, spikes)
+    result = simulate_amaranth(network, mappings, spikes, max_cycles=20000)[0]
+    assert np.array_equal(result.raster, trace.output[0])
+    assert [result.cycles] == batch_cycles(network, mappings, spikes, trace)
+    back_to_back = 6 * (16 * mappings[0].weight_groups + mappings[0].fire_cycles)
+    assert result.cycles < 0.9 * back_to_back
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_binary_weights_in_block_ram_and_spram_bit_exact(seed):
     network = random_network(seed + 20, sizes=[9, 20, 5])

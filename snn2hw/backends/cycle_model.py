@@ -15,11 +15,19 @@ cycles). Costs per layer core (G = groups):
   timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
   and 1 + R cycles per spike integrating V's rows, then offers the buffer;
-* the emitter, given the buffer at cycle h, reads group 0's spike mask at h+1 and scans from h+2: one cycle
-  per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) without spikes; a group
-  with spikes costs one cycle to load its mask, then its spikes are offered one per cycle (each the cycle
-  after the previous one moved); the end-of-timestep beat is offered the cycle after the last group, and the
-  emitter can take the next buffer the cycle after that beat moved.
+* an accumulator core (its integration beside its fire pass, :class:`~snn2hw.hw.lif_layer._Integrator`)
+  takes events from cycle 1, each a cycle after the previous one, those of timestep t + 1 once the fire pass
+  of t has taken integration group 0 (from the cycle after its last fire group was read); the end-of-timestep
+  taken at e closes pass 0 at e+1, counted from e+2; pass w >= 1 starts at the later of the previous pass's
+  close plus one and the cycle after the fire pass of t - 1 took group w, reads one word per spike of the
+  timestep and closes the cycle after (counted one cycle later); the fire pass, from the cycle after its last
+  hand-over (the first: G + 1), reads fire group r at the later of the cycle after group r - 1's read and the
+  cycle its needed passes count; five cycles after the last group's read, the spike buffer is offered;
+* the emitter, given the buffer at cycle h, reads the first group's spike mask at h+1 and from h+2 spends,
+  per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) with spikes, one cycle to
+  load its mask, then offers its spikes one per cycle (each the cycle after the previous one moved); groups
+  without spikes cost nothing; the end-of-timestep beat is offered the cycle after the last group (at h+2
+  without spikes), and the emitter can take the next buffer the cycle after that beat moved.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.

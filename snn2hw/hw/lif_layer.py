@@ -15,16 +15,18 @@ during integration that plus the current summed so far, so no separate accumulat
   emitter, as soon as it has finished the previous timestep's; per-neuron thresholds and betas come from
   ROMs read with the bias and travel along the stages (the leak is then a multiply ``v * beta_q[i]``
   instead of the constant shift-and-add), so the timing is the same;
-* the emitter, working alongside integration of the next timestep, reads the handed-over masks group
-  by group (one cycle per group without spikes), sends one beat per spike (lowest neuron first) and then
-  the end-of-timestep beat;
+* the emitter, working alongside integration of the next timestep, reads the handed-over masks of the groups
+  that have spikes (registers written by the fire pass mark them), sends one beat per spike (lowest
+  neuron first) and then the end-of-timestep beat;
 * ``clear`` (from any state) zeroes the membranes in ``groups`` cycles and empties the spike buffer.
 
 With accumulators (:attr:`snn2hw.passes.mapping.LayerMapping.accumulators`), integration does not touch the
-membrane memory: each timestep's current sums in flip-flop accumulators, one per neuron, a weight word of
-``integration_lanes`` per cycle (``weight_groups`` cycles per spike, the weight added through a per-bit gate);
-one drain cycle precedes the fire pass, whose stage A adds group g's accumulators, taken (and cleared) through
-a registered one-hot selection in the cycle the group's membrane word is read.
+membrane memory and runs beside the fire pass (:class:`_Integrator`): each timestep's current sums in
+flip-flop accumulators, one per neuron, a weight word of ``integration_lanes`` per cycle (the weight added
+through a per-bit gate), one pass per integration group; the fire pass, in its WAIT state until the first
+group is integrated, has stage A add group g's accumulators, taken (and cleared) through a registered one-hot
+selection in the cycle the group's membrane word is read, and holds its pipeline (read enables low) while
+the group it reads next is not integrated yet. Such a core takes events in its integrator, not in WAIT.
 
 Other neurons of :mod:`snn2hw.ir` use the same pipeline:
 
@@ -60,7 +62,7 @@ from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
-from .spike_emitter import emit_spikes, lowest_set_bit
+from .spike_emitter import SpikeGroups, emit_spikes, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
@@ -151,9 +153,10 @@ class DenseLIFLayer(wiring.Component):
         mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
         own_rd = spike_buffer.read_port() if whole_clear or dense_recurrent else None
         write_half, full, emit_last = Signal(), Signal(), Signal()
-        # Which groups of the half being written have spikes (shifted in, group 0 first), and of the half
-        # handed over, those the emitter has still to send.
-        with_spikes, to_emit = Signal(groups, name="groups_with_spikes"), Signal(groups, name="groups_to_emit")
+        # The groups with spikes of the half being written (the first one found, the others shifted in, group
+        # 0 first); the emitter's of the half handed over.
+        found, first_found = Signal(name="found_spikes"), Signal(range(max(groups, 2)), name="first_with_spikes")
+        with_spikes, to_emit = Signal(groups, name="later_with_spikes"), SpikeGroups(groups)
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
@@ -316,7 +319,9 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
                                  mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1),
                                  mask_wr.data.eq(fired)]
-                    m.d.sync += with_spikes.eq(Cat(with_spikes[1:], fired.any()))
+                    m.d.sync += with_spikes.eq(Cat(with_spikes[1:], fired.any() & found))
+                    with m.If(fired.any() & ~found):
+                        m.d.sync += [found.eq(1), first_found.eq(group)]
                     if mp.synaptic:
                         m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
                     fire_reads(group + FIRE_STAGES)
@@ -329,7 +334,8 @@ class DenseLIFLayer(wiring.Component):
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half),
-                                 to_emit.eq(with_spikes)]
+                                 to_emit.any.eq(found), to_emit.first.eq(first_found),
+                                 to_emit.later.eq(with_spikes), found.eq(0)]
                     if mp.accumulators:
                         accumulated.arm()
                     m.next = "WAIT"

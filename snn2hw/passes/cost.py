@@ -31,6 +31,9 @@ LC_PER_PRODUCT_BIT = 1
 # a share of the fire pass's group multiplexer, plus one cell per weight bit to gate the weight it adds
 # (calibrated on nextpnr builds of B1 and B3 with 128 of them).
 LC_PER_ACCUMULATOR_BIT = 1.9
+# Per group of a layer's fire pass: its bit in the two registers of groups with spikes (the one being written,
+# the one being emitted) and its share of the emitter's lowest-set-bit search over them.
+LC_PER_GROUP = 4
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
             memories.append(_place(name, rom, mapping.lanes * bits, mapping.groups, False, shapes))
     if mapping.conv is not None:
         memories += [_place(name, rom, width, depth, False, shapes) for rom, width, depth in conv_roms(mapping)]
+    if mapping.accumulators and mapping.weight_groups > 1:       # the integrator's replay buffer
+        memories.append(_place(name, "replay", max(1, (mapping.weight_words - 1).bit_length()), mapping.n_in,
+                               True, shapes))
     return memories
 
 
@@ -137,6 +143,7 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
         placed = layer_memories(mapping, width, network.state_bits, layer.threshold, shapes)
         memories += placed
         logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
+        logic += LC_PER_GROUP * mapping.groups
         logic += sum(memory.logic_cells for memory in placed)
         if mapping.accumulators:
             logic += int(mapping.n_out * (LC_PER_ACCUMULATOR_BIT * mapping.acc_bits + mapping.weight_value_bits))

@@ -30,7 +30,8 @@ A dense layer may integrate wider than it fires (``integration_lanes`` > ``lanes
 each timestep's current then sums in flip-flop accumulators, one per neuron, ``integration_lanes`` of them per
 cycle, which the fire pass reads and clears group by group; the weight words are then ``integration_lanes``
 wide (``weight_lanes``), ``weight_groups = ceil(n_out / integration_lanes)`` per crossbar row, and an input spike
-costs ``weight_groups`` cycles. Weights that are all -1 or +1 (``binary_weights``) are stored as one bit b
+costs ``weight_groups`` cycles, one in each integration group's pass, which overlap the fire pass (see
+:mod:`snn2hw.hw.lif_layer`); not with a dense recurrence. Weights that are all -1 or +1 (``binary_weights``) are stored as one bit b
 (the weight is 2b - 1).
 
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
