@@ -41,6 +41,7 @@ import numpy as np
 
 from ..golden import Trace, as_batch, run
 from ..ir import Network
+from ..hw.spike_emitter import SKIP_WINDOW
 from ..passes.mapping import LayerMapping
 
 __all__ = ["inference_cycles", "batch_cycles"]
@@ -112,8 +113,12 @@ def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
     for out_step in output_raster:
         cycle = (yield ("recv", ready)) + 2                   # group 0's mask is read the cycle after
         per_group = np.append(out_step, 0)[slots].reshape(mapping.groups, mapping.lanes).sum(axis=1)
-        for count in per_group[per_group > 0].tolist():   # groups without spikes are skipped
+        position = -1
+        for group in np.flatnonzero(per_group).tolist():
+            cycle += max(0, -(-(group - position) // SKIP_WINDOW) - 1)   # windows passed without spikes
+            position = group
             cycle += 1                                        # the mask is loaded; beats from the next cycle
+            count = int(per_group[group])
             for _ in range(count):
                 cycle = (yield ("send", cycle)) + 1
         ready = (yield ("send", cycle)) + 1

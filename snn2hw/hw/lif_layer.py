@@ -62,7 +62,7 @@ from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
-from .spike_emitter import SpikeGroups, emit_spikes, lowest_set_bit
+from .spike_emitter import emit_spikes, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
@@ -153,10 +153,9 @@ class DenseLIFLayer(wiring.Component):
         mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
         own_rd = spike_buffer.read_port() if whole_clear or dense_recurrent else None
         write_half, full, emit_last = Signal(), Signal(), Signal()
-        # The groups with spikes of the half being written (the first one found, the others shifted in, group
-        # 0 first); the emitter's of the half handed over.
-        found, first_found = Signal(name="found_spikes"), Signal(range(max(groups, 2)), name="first_with_spikes")
-        with_spikes, to_emit = Signal(groups, name="later_with_spikes"), SpikeGroups(groups)
+        # The groups with spikes of the half being written (shifted in, group 0 first), and the emitter's copy
+        # of the half handed over.
+        with_spikes, to_emit = Signal(groups, name="groups_with_spikes"), Signal(groups, name="groups_to_emit")
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
@@ -319,9 +318,7 @@ class DenseLIFLayer(wiring.Component):
                     m.d.comb += [mem_wr.addr.eq(group), mem_wr.en.eq(1), mem_wr.data.eq(next_membrane),
                                  mask_wr.addr.eq(Cat(group, write_half)), mask_wr.en.eq(1),
                                  mask_wr.data.eq(fired)]
-                    m.d.sync += with_spikes.eq(Cat(with_spikes[1:], fired.any() & found))
-                    with m.If(fired.any() & ~found):
-                        m.d.sync += [found.eq(1), first_found.eq(group)]
+                    m.d.sync += with_spikes.eq(Cat(with_spikes[1:], fired.any()))
                     if mp.synaptic:
                         m.d.comb += [pot_wr.addr.eq(group), pot_wr.en.eq(1), pot_wr.data.eq(next_potential)]
                     fire_reads(group + FIRE_STAGES)
@@ -334,8 +331,7 @@ class DenseLIFLayer(wiring.Component):
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
                     m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half),
-                                 to_emit.any.eq(found), to_emit.first.eq(first_found),
-                                 to_emit.later.eq(with_spikes), found.eq(0)]
+                                 to_emit.eq(with_spikes)]
                     if mp.accumulators:
                         accumulated.arm()
                     m.next = "WAIT"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Signal
 
-__all__ = ["lowest_set_bit", "emit_spikes", "SpikeGroups"]
+__all__ = ["lowest_set_bit", "emit_spikes", "SKIP_WINDOW"]
 
 
 def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]:
@@ -25,34 +25,31 @@ def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]
     return remaining, lane
 
 
-class SpikeGroups:
-    """The groups of a handed-over timestep that have spikes, as the core hands them to the emitter (registers
-    the emitter then updates): ``any`` (there is one), ``first`` (the lowest such group) and ``later`` (bit g:
-    group g, a group with spikes after ``first``)."""
-
-    def __init__(self, groups: int):
-        self.any = Signal(name="spike_groups_any")
-        self.first = Signal(range(max(groups, 2)), name="spike_groups_first")
-        self.later = Signal(groups, name="spike_groups_later")
+SKIP_WINDOW = 4     # groups the emitter looks ahead for the next group with spikes, per cycle
 
 
-def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, pending: SpikeGroups, groups: int, lanes: int,
-                out, neuron_of=lambda group, lane, lanes: group * lanes + lane) -> None:
+def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, with_spikes: Signal, groups: int,
+                lanes: int, out, neuron_of=lambda group, lane, lanes: group * lanes + lane) -> None:
     """Send the spikes of the handed-over half of the spike buffer (``mask_rd`` reads it at
     ``Cat(group, half)``), then the end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear
-    ``full`` when that beat is taken. ``pending``, filled by the core with the hand-over, names the groups
-    that have spikes. A spike in ``lane`` of ``group`` is neuron ``neuron_of(group, lane, lanes)``. Costs: one
-    cycle to read the first group's mask, then per group with spikes one cycle to load its mask and one per
-    spike beat; groups without spikes cost nothing.
+    ``full`` when that beat is taken. ``with_spikes`` (bit g: group g has spikes), loaded by the core with
+    the hand-over, is shifted down as the emitter moves on. A spike in ``lane`` of ``group`` is neuron
+    ``neuron_of(group, lane, lanes)``. Costs: per group with spikes, one cycle to read its mask (the first
+    from the cycle after the hand-over) and one to load it, then one per spike beat; the emitter moves to the
+    next group with spikes at once if it lies within :data:`SKIP_WINDOW` groups, else spends a cycle per
+    window it passes; the end-of-timestep beat follows the last group with spikes.
 
     The beat's lane, the group's spikes after it and whether there are any are registers, computed when the
-    mask is loaded and after each beat, and so is the next group with spikes: the lowest-set-bit logic stays
-    off the path from the consumer's ``ready`` to the next mask read and off the path into the consumer."""
+    mask is loaded and after each beat: the lowest-set-bit logic stays off the path from the consumer's
+    ``ready`` to the next mask read and off the path into the consumer."""
     group_bits = len(mask_rd.addr) - 1
-    group, half = Signal(group_bits), Signal()
+    none = (1 << group_bits) - 1                          # `group` before the first: all ones, one below 0
+    group, half = Signal(group_bits, init=none), Signal()  # the group read last
     lane = Signal(range(max(lanes, 2)))                   # the spike being sent: its lane
     rest = Signal(lanes)                                  # the group's spikes after it
     rest_empty = Signal()                                 # rest == 0
+    window = min(SKIP_WINDOW, groups)
+    _, step = lowest_set_bit(m, with_spikes[:window], window)
 
     def load(mask):
         """Send the spikes of ``mask`` next: its lowest set bit first, then the others."""
@@ -60,23 +57,27 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, pending: Sp
         m.d.sync += [lane.eq(lowest), rest.eq(others), rest_empty.eq(others == 0)]
 
     def next_group():
-        """Read the mask of the next group with spikes, or end the timestep."""
-        with m.If(pending.any):
-            m.d.comb += mask_rd.addr.eq(Cat(pending.first[:group_bits], half))
-            m.d.sync += group.eq(pending.first)
+        """Read the mask of the next group with spikes (``with_spikes`` bit 0 is the group after ``group``),
+        pass a window without any, or end the timestep."""
+        with m.If(with_spikes[:window] != 0):
+            target = (group + 1 + step)[:group_bits]
+            m.d.comb += mask_rd.addr.eq(Cat(target, half))
+            m.d.sync += [group.eq(target), with_spikes.eq(with_spikes >> (step + 1))]
             m.next = "SCAN"
+        with m.Elif(with_spikes != 0):
+            m.d.sync += [group.eq(group + window), with_spikes.eq(with_spikes >> window)]
+            m.next = "SKIP"
         with m.Else():
             m.next = "END"
 
-    later, following = lowest_set_bit(m, pending.later, groups)
     with m.FSM(name="emitter"):
         with m.State("IDLE"):
             with m.If(full):
                 next_group()
+        with m.State("SKIP"):
+            next_group()
         with m.State("SCAN"):                             # `group`'s mask is on mask_rd.data
             load(mask_rd.data)
-            m.d.sync += [pending.any.eq(pending.later != 0), pending.first.eq(following),
-                         pending.later.eq(later)]
             m.next = "SEND"
         with m.State("SEND"):
             m.d.comb += [out.valid.eq(1), out.payload.index.eq(neuron_of(group, lane, lanes))]
@@ -87,5 +88,5 @@ def emit_spikes(m: Module, mask_rd, full: Signal, emit_last: Signal, pending: Sp
         with m.State("END"):
             m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
             with m.If(out.ready):
-                m.d.sync += [full.eq(0), half.eq(~half)]
+                m.d.sync += [full.eq(0), half.eq(~half), group.eq(none)]
                 m.next = "IDLE"
