@@ -6,11 +6,10 @@ its output link; a beat moves when the sender offers it and the receiver waits f
 cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
-* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = ``integration_cycles`` (G; with
-  accumulators the weight groups; a conv layer: kernel offsets times channel blocks); the core takes its next
-  event from cycle a + R on;
+* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = ``integration_cycles`` (G; a conv
+  layer: kernel offsets times channel blocks); the core takes its next event from cycle a + R on;
 * an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
-  group (a conv layer or accumulators first drain the integration pipeline for a cycle); at cycle
+  group (a conv layer first drains its integration pipeline for a cycle); at cycle
   a + 5 + G (+ 1) the spike buffer is offered to the emitter, which takes it once it has sent the previous
   timestep's end-of-timestep beat; the core waits again the cycle after the hand-over;
 * a dense recurrent layer, except after the last timestep, first spends 1 + G cycles scanning its new spikes
@@ -23,11 +22,13 @@ cycles). Costs per layer core (G = groups):
   timestep and closes the cycle after (counted one cycle later); the fire pass, from the cycle after its last
   hand-over (the first: G + 1), reads fire group r at the later of the cycle after group r - 1's read and the
   cycle its needed passes count; five cycles after the last group's read, the spike buffer is offered;
-* the emitter, given the buffer at cycle h, reads the first group's spike mask at h+1 and from h+2 spends,
-  per group (of slots, :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) with spikes, one cycle to
-  load its mask, then offers its spikes one per cycle (each the cycle after the previous one moved); groups
-  without spikes cost nothing; the end-of-timestep beat is offered the cycle after the last group (at h+2
-  without spikes), and the emitter can take the next buffer the cycle after that beat moved.
+* the emitter, given the buffer at cycle h, looks for groups (of slots,
+  :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) with spikes from h+1, ``SKIP_WINDOW`` groups
+  per cycle: each window it passes without one costs a cycle; a group with spikes costs a cycle to read its
+  mask (counted from h+1 for the first) and one to load it, then its spikes are offered one per cycle (each
+  the cycle after the previous one moved); the end-of-timestep beat is offered the cycle after the last
+  group's last beat (at h+2 without spikes), and the emitter can take the next buffer the cycle after that
+  beat moved.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.
@@ -77,13 +78,7 @@ def _accumulator_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Proce
     pass (t, w) starts once the fire pass of t - 1 has taken integration group w, and the fire pass of t
     takes a fire group once the passes it needs are closed."""
     passes, groups = mapping.weight_groups, mapping.groups
-    last_neuron = [min((w + 1) * mapping.weight_lanes, mapping.n_out) - 1 for w in range(passes)]
-    # per fire group: the passes it needs (the integration group of its last real neuron, plus one)
-    needs = [1 + max(w for w in range(passes) if w * mapping.weight_lanes < min((g + 1) * mapping.lanes,
-                                                                                  mapping.n_out))
-             for g in range(groups)]
-    completes = [[w for w, n in enumerate(last_neuron) if g * mapping.lanes <= n < (g + 1) * mapping.lanes]
-                 for g in range(groups)]
+    needs, completes = mapping.pass_ties()
     room = [0] * passes         # pass w of the coming timestep may start from this cycle
     integrator = 1              # the integrator takes events from this cycle
     fire_ready = groups + 1     # the fire pass may start from this cycle (after the clear)
@@ -106,16 +101,17 @@ def _accumulator_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Proce
 
 
 def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
-    """The emitting part of a layer core: per handed-over timestep, scans the groups' spike masks (one
-    cycle per group without spikes) and sends one beat per spike, then the end-of-timestep beat."""
+    """The emitting part of a layer core: per handed-over timestep, finds the groups with spikes (a cycle
+    per window without any) and sends one beat per spike, then the end-of-timestep beat."""
     slots = mapping.slot_neurons()
+    window = min(SKIP_WINDOW, mapping.groups)
     ready = 0
     for out_step in output_raster:
-        cycle = (yield ("recv", ready)) + 2                   # group 0's mask is read the cycle after
+        cycle = (yield ("recv", ready)) + 2                   # the first search and mask read the cycle after
         per_group = np.append(out_step, 0)[slots].reshape(mapping.groups, mapping.lanes).sum(axis=1)
         position = -1
         for group in np.flatnonzero(per_group).tolist():
-            cycle += max(0, -(-(group - position) // SKIP_WINDOW) - 1)   # windows passed without spikes
+            cycle += max(0, -(-(group - position) // window) - 1)   # windows passed without spikes
             position = group
             cycle += 1                                        # the mask is loaded; beats from the next cycle
             count = int(per_group[group])

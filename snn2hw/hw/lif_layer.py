@@ -588,16 +588,14 @@ class _Accumulators:
         self.m, self.sums, self.mp = m, sums, mp
         self.current = [Signal(signed(mp.acc_bits), name=f"a_acc{k}") for k in range(mp.lanes)]
         self.selected = Signal(mp.groups, name="acc_take", init=1)
-        # Per fire group: it holds an integration group's last neuron (taking it completes that group), and
-        # it also holds neurons of the next integration group (it needs two integration passes).
-        last_neuron = [min((w + 1) * mp.weight_lanes, mp.n_out) - 1 for w in range(mp.weight_groups)]
-        lasts = [[n for n in last_neuron if g * mp.lanes <= n < (g + 1) * mp.lanes] for g in range(mp.groups)]
-        # completing[c]: the fire groups that complete more than c integration groups (at most two: a ragged
-        # last integration group can end in the fire group that ends the one before)
-        self.completing = [Const(sum(1 << g for g, found in enumerate(lasts) if len(found) > c), mp.groups)
-                           for c in range(max(map(len, lasts)))]
-        self.straddling = Const(sum(1 << g for g, found in enumerate(lasts)
-                                    if any(n + 1 < min((g + 1) * mp.lanes, mp.n_out) for n in found)), mp.groups)
+        needs, completes = mp.pass_ties()
+        # completing[c]: the fire groups that complete more than c integration groups
+        self.completing = [Const(sum(1 << g for g, done in enumerate(completes) if len(done) > c), mp.groups)
+                           for c in range(max(map(len, completes)))]
+        # straddling: the fire groups that complete an integration group and hold neurons of the next, so need
+        # two passes beyond those fully taken before them
+        self.straddling = Const(sum(1 << g for g, (need, done) in enumerate(zip(needs, completes))
+                                    if done and need > done[0] + 1), mp.groups)
 
     def arm(self) -> None:
         """The next :meth:`take` takes group 0."""

@@ -7,7 +7,7 @@ it into events (see :mod:`snn2hw.hw.events`), lowest neuron first, then the end-
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Module, Signal
 
 __all__ = ["lowest_set_bit", "emit_spikes", "SKIP_WINDOW"]
 

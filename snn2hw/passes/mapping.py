@@ -156,6 +156,19 @@ class LayerMapping:
         integration."""
         return 5 + self.groups + (1 if self.conv is not None or self.accumulators else 0)
 
+    def pass_ties(self) -> tuple[list[int], list[list[int]]]:
+        """For an accumulator core, per fire group: the integration passes of its timestep it needs (the
+        integration group of its last neuron, plus one) and the integration groups it completes (whose last
+        neuron it holds; at most two, when a ragged last integration group ends in the same fire group as the
+        one before)."""
+        ends = [min((w + 1) * self.weight_lanes, self.n_out) for w in range(self.weight_groups)]
+        needs, completes = [], []
+        for g in range(self.groups):
+            first, end = g * self.lanes, min((g + 1) * self.lanes, self.n_out)
+            needs.append(1 + (end - 1) // self.weight_lanes)
+            completes.append([w for w, stop in enumerate(ends) if first < stop <= end])
+        return needs, completes
+
     def slot_neurons(self) -> np.ndarray:
         """The neuron of each hardware slot ``g * lanes + k`` (``n_out`` for a padding slot)."""
         slots = np.arange(self.groups * self.lanes)
