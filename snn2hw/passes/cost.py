@@ -32,7 +32,7 @@ LC_PER_PRODUCT_BIT = 1
 # (calibrated on nextpnr builds of B1 and B3 with 128 of them).
 LC_PER_ACCUMULATOR_BIT = 1.9
 # Per group of a layer's fire pass: its bit in the two registers of groups with spikes (the one being written,
-# the one being emitted) and its share of the emitter's lowest-set-bit search over them.
+# the one the emitter shifts down as it moves on) and that shift's multiplexer.
 LC_PER_GROUP = 4
 
 
