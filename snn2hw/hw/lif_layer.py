@@ -62,7 +62,7 @@ from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
-from .spike_emitter import emit_spikes, lowest_set_bit
+from .spike_emitter import SpikeEmitter, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
@@ -153,9 +153,9 @@ class DenseLIFLayer(wiring.Component):
         mask_wr, mask_rd = spike_buffer.write_port(), spike_buffer.read_port()
         own_rd = spike_buffer.read_port() if whole_clear or dense_recurrent else None
         write_half, full, emit_last = Signal(), Signal(), Signal()
-        # The groups with spikes of the half being written (shifted in, group 0 first), and the emitter's copy
-        # of the half handed over.
-        with_spikes, to_emit = Signal(groups, name="groups_with_spikes"), Signal(groups, name="groups_to_emit")
+        # The groups with spikes of the half being written (shifted in, group 0 first).
+        with_spikes = Signal(groups, name="groups_with_spikes")
+        emitter = SpikeEmitter(m, groups, lanes)
 
         # Integration pipeline: the read issued in one cycle is added and written back in the next.
         integ_valid = Signal()
@@ -165,7 +165,8 @@ class DenseLIFLayer(wiring.Component):
         if mp.accumulators:
             accumulated = self._accumulators(m, weights, integ_valid, integ_group)
             integrator = _Integrator(m, self.i_events, weights, integ_valid, integ_group, mp)
-            m.d.comb += self.idle.eq(integrator.waiting)
+            accumulated.block_on(integrator.lag_next)
+            m.d.comb += [self.idle.eq(integrator.waiting), stall.eq(accumulated.blocked)]
             for port in read_ports + ([own_rd] if whole_clear else []):
                 m.d.comb += port.en.eq(~stall)      # a stalled fire pass keeps the words it read
         else:
@@ -266,7 +267,6 @@ class DenseLIFLayer(wiring.Component):
             pipeline held) while that group is not integrated yet."""
             if not mp.accumulators:
                 return contextlib.nullcontext()
-            m.d.comb += stall.eq(accumulated.waits_for(integrator.lag))
             return m.If(~stall)
 
         with m.FSM(init="CLEAR"):
@@ -330,13 +330,13 @@ class DenseLIFLayer(wiring.Component):
                 self._recurrent_pass(m, own_rd, write_half, group, integ_last, row_base, integrate_word)
             with m.State("END_STEP"):
                 with m.If(~full):                             # hand the written half to the emitter
-                    m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half),
-                                 to_emit.eq(with_spikes)]
+                    m.d.sync += [full.eq(1), emit_last.eq(last_step), write_half.eq(~write_half)]
+                    emitter.hand_over(with_spikes)
                     if mp.accumulators:
                         accumulated.arm()
                     m.next = "WAIT"
-        emit_spikes(m, mask_rd, full, emit_last, to_emit, groups, lanes, self.o_events,
-                    **({"neuron_of": self._conv_neuron} if mp.conv else {}))
+        emitter.emit(mask_rd, full, emit_last, self.o_events,
+                     **({"neuron_of": self._conv_neuron} if mp.conv else {}))
         # `clear` returns every register, the FSM included, to its initial value: the CLEAR state. The
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
         outer = Module()
@@ -582,36 +582,55 @@ class _Accumulators:
     each :meth:`take` (in the cycle a group's membrane word is read, groups in order from 0, group 0 again
     after :meth:`arm`) puts the next group's sums on ``current`` the cycle after, as a read port would, and
     clears them. The group taken is a registered one-hot selection, so no address decoding lies on the path
-    into ``current``."""
+    into ``current``.
+
+    ``blocked`` (a register, see :meth:`block_on`) says the selected group cannot be taken yet; the facts it
+    needs about the selected group are shift registers of per-group flags, bit 0 for the selected group."""
 
     def __init__(self, m: Module, sums: list, mp: LayerMapping):
         self.m, self.sums, self.mp = m, sums, mp
         self.current = [Signal(signed(mp.acc_bits), name=f"a_acc{k}") for k in range(mp.lanes)]
         self.selected = Signal(mp.groups, name="acc_take", init=1)
+        self.blocked = Signal(name="acc_blocked", init=1)   # group 0, nothing integrated yet
+        self._take, self._arm = Signal(name="acc_taking"), Signal(name="acc_arming")
         needs, completes = mp.pass_ties()
         # completing[c]: the fire groups that complete more than c integration groups
-        self.completing = [Const(sum(1 << g for g, done in enumerate(completes) if len(done) > c), mp.groups)
-                           for c in range(max(map(len, completes)))]
+        completing = [sum(1 << g for g, done in enumerate(completes) if len(done) > c)
+                      for c in range(max(map(len, completes)))]
         # straddling: the fire groups that complete an integration group and hold neurons of the next, so need
         # two passes beyond those fully taken before them
-        self.straddling = Const(sum(1 << g for g, (need, done) in enumerate(zip(needs, completes))
-                                    if done and need > done[0] + 1), mp.groups)
+        straddling = sum(1 << g for g, (need, done) in enumerate(zip(needs, completes)) if done and need > done[0] + 1)
+        self._remaining = self._flags("acc_remaining", (1 << mp.groups) - 1)
+        self._straddling = self._flags("acc_straddling", straddling)
+        self._completing = [self._flags(f"acc_completing{c}", mask) for c, mask in enumerate(completing)]
+
+    def _flags(self, name: str, init: int) -> tuple[Signal, Signal]:
+        """Per-group flags ``init`` from the selected group on (register, its next value): shifted down by a
+        take, reloaded by an arm."""
+        flags, following = Signal(self.mp.groups, name=name, init=init), Signal(self.mp.groups, name=f"{name}_next")
+        self.m.d.comb += following.eq(Mux(self._arm, init, Mux(self._take, flags >> 1, flags)))
+        self.m.d.sync += flags.eq(following)
+        return flags, following
 
     def arm(self) -> None:
         """The next :meth:`take` takes group 0."""
+        self.m.d.comb += self._arm.eq(1)
         self.m.d.sync += self.selected.eq(1)
 
-    def waits_for(self, lag):
-        """The selected group cannot be taken yet: ``lag`` (:class:`_Integrator`) counts fewer integrated
-        passes than it needs (one, or two where it straddles integration groups)."""
-        return (self.selected != 0) & Mux((self.selected & self.straddling).any(), lag < 2, lag == 0)
+    def block_on(self, lag_next) -> None:
+        """Keep ``blocked`` for the next cycle: the group then selected is not taken while ``lag``
+        (:class:`_Integrator`, ``lag_next`` its next value) counts fewer integrated passes than it needs (one,
+        or two where it straddles integration groups)."""
+        remaining, straddling = self._remaining[1], self._straddling[1]
+        self.m.d.sync += self.blocked.eq(remaining[0] & Mux(straddling[0], lag_next < 2, lag_next == 0))
 
     def take(self, completed) -> None:
         """Take the selected group (none once every group was taken) and select the next; ``completed`` is
         driven with the number of integration groups that completes."""
         m, lanes = self.m, self.mp.lanes
+        m.d.comb += self._take.eq(1)
         m.d.sync += self.selected.eq(self.selected << 1)
-        m.d.comb += completed.eq(sum((self.selected & mask).any() for mask in self.completing))
+        m.d.comb += completed.eq(sum(flags[0] for flags, _ in self._completing))
         for k in range(lanes):
             terms = [Mux(self.selected[g], self.sums[g * lanes + k], 0) for g in range(self.mp.groups)
                      if g * lanes + k < len(self.sums)]
@@ -636,11 +655,13 @@ class _Integrator:
     def __init__(self, m: Module, i_events, weights, integ_valid, integ_group, mp: LayerMapping):
         passes = mp.weight_groups
         self.lag = Signal(range(passes + 1), name="lag")
+        self.lag_next = Signal(range(passes + 1), name="lag_next")
         self.taken = Signal(range(3), name="passes_taken")   # integration groups the fire pass takes now
         self.last = Signal(name="integrated_last")       # the last end-of-timestep taken ends the inference
         self.waiting = Signal(name="integrator_waiting")
         closed = Signal(name="pass_closed")
-        m.d.sync += self.lag.eq(self.lag + closed - self.taken)
+        m.d.comb += self.lag_next.eq(self.lag + closed - self.taken)
+        m.d.sync += self.lag.eq(self.lag_next)
         room = Signal(name="pass_room")
         m.d.comb += room.eq(self.lag < passes)
         spike, row = Signal(name="pass0_spike"), Signal(range(max(mp.weight_words, 2)), name="pass0_row")
