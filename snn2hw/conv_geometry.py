@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import QuantizationError
 
-__all__ = ["ConvGeometry", "output_size", "window_taps", "scatter_kernel"]
+__all__ = ["ConvGeometry", "output_size", "window_taps", "scatter_kernel", "reaching_offsets"]
 
 
 def output_size(size: int, kernel: int, stride: int, before: int, after: int, dilation: int = 1) -> int:
@@ -51,6 +51,17 @@ def window_taps(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple[i
             inp = (iy[in_y][:, None] * width + ix[in_x][None, :]).ravel()
             taps.append((ky, kx, out, inp))
     return taps
+
+
+def reaching_offsets(size: int, kernel: int, stride: int, before: int, out: int) -> list[tuple[int, int]]:
+    """Per input coordinate ``i < size`` along one axis: ``(first, count)``, the kernel offsets through which
+    it reaches an output, ``first, first + stride, ..., first + (count - 1) * stride`` (output ``(i + before -
+    k) / stride``, whole and below ``out``); ``(0, 0)`` when it reaches none."""
+    reach = []
+    for i in range(size):
+        offsets = [k for k in range(kernel) if (i + before - k) % stride == 0 and 0 <= (i + before - k) // stride < out]
+        reach.append((offsets[0], len(offsets)) if offsets else (0, 0))
+    return reach
 
 
 def scatter_kernel(block: np.ndarray, kernel: np.ndarray, taps) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from snn2hw import golden
 from snn2hw.backends.cycle_model import batch_cycles
-from snn2hw.conv_geometry import ConvGeometry
+from snn2hw.conv_geometry import ConvGeometry, window_taps
 from snn2hw.ir import Layer, Network, Reset
 from snn2hw.passes.cost import network_cost
 from snn2hw.passes.mapping import conv_lanes, map_network
@@ -74,3 +74,18 @@ def test_kernel_memory_holds_the_kernel_not_the_unrolled_matrix():
 def test_conv_lanes_halve_the_channels():
     assert [conv_lanes(8, lanes) for lanes in (1, 2, 3, 4, 8, 16)] == [1, 2, 2, 4, 8, 8]
     assert conv_lanes(6, 2) == 3 and conv_lanes(5, 2) == 5
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [((3, 3), (1, 1), (0, 0, 0, 0)), ((3, 3), (1, 1), (1, 1, 1, 1)),
+                                                     ((2, 3), (2, 2), (1, 0, 1, 0)), ((3, 1), (2, 1), (0, 1, 2, 0))])
+def test_a_spike_costs_a_cycle_per_block_and_kernel_offset_that_reaches_an_output(kernel, stride, padding):
+    rng = np.random.default_rng(3)
+    layer = conv_layer(rng, "conv", (2, 5, 6), 4, kernel=kernel, stride=stride, padding=padding)
+    mapping = map_network(Network((layer,), state_bits=8), 2)[0]
+    _, out_h, out_w = layer.conv.out_shape
+    reaching = np.zeros(5 * 6, np.int64)       # per input position: the kernel offsets that read it
+    for _, _, _, inputs in window_taps((5, 6), (out_h, out_w), kernel, stride, padding):
+        reaching[inputs] += 1
+    expected = np.tile(np.maximum(reaching, 1) * mapping.channel_blocks, 2)
+    assert np.array_equal(mapping.input_integration_cycles(), expected)
+    assert mapping.integration_cycles == kernel[0] * kernel[1] * 2 > expected.min()

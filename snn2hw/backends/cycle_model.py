@@ -6,8 +6,10 @@ its output link; a beat moves when the sender offers it and the receiver waits f
 cycles). Costs per layer core (G = groups):
 
 * ``start`` at cycle 0, then G clear cycles; the core waits from cycle G + 1;
-* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = ``integration_cycles`` (G; a conv
-  layer: kernel offsets times channel blocks); the core takes its next event from cycle a + R on;
+* an input spike taken at cycle a: integration in cycles a+1 .. a+R, R = its input's
+  ``input_integration_cycles`` (G; a conv layer: the kernel offsets through which it reaches an output, at
+  least one, times the channel blocks); the core takes its next event from cycle a + R on; spikes arrive in
+  the order the previous layer emits them (its slots', :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`);
 * an end-of-timestep taken at cycle a: a read cycle (a+1), three pipeline cycles and one update cycle per
   group (a conv layer first drains its integration pipeline for a cycle); at cycle
   a + 5 + G (+ 1) the spike buffer is offered to the emitter, which takes it once it has sent the previous
@@ -58,14 +60,16 @@ def _host(input_raster: np.ndarray) -> _Process:
             cycle = (yield ("send", cycle)) + 1
 
 
-def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.ndarray) -> _Process:
-    """The integrating and firing part of a layer core: receives events, hands each timestep's spikes over
-    to its emitter."""
+def _core(mapping: LayerMapping, input_raster: np.ndarray, output_raster: np.ndarray,
+          arrival: np.ndarray) -> _Process:
+    """The integrating and firing part of a layer core: receives events (spikes of the inputs in ``arrival``
+    order), hands each timestep's spikes over to its emitter."""
     groups = mapping.groups
+    spike_cycles = mapping.input_integration_cycles()[arrival]
     cycle = groups + 1
     for t, in_step in enumerate(input_raster):
-        for _ in range(int(in_step.sum())):
-            cycle = (yield ("recv", cycle)) + mapping.integration_cycles
+        for cost in spike_cycles[in_step[arrival] != 0].tolist():
+            cycle = (yield ("recv", cycle)) + cost
         cycle = (yield ("recv", cycle)) + mapping.fire_cycles    # read, stages A to C, one cycle per group
         if mapping.recurrent_rows and t < len(input_raster) - 1:
             cycle += 1 + groups + int(output_raster[t].sum()) * (1 + mapping.integration_cycles)  # recurrent pass
@@ -129,9 +133,12 @@ def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarra
     """Cycles from ``start`` to ``done`` for one sample; ``rasters`` = [input, layer 1 spikes, ...],
     each [T, n]."""
     processes = [_host(rasters[0])]
+    arrival = np.arange(rasters[0].shape[1])        # the order a layer's input spikes arrive in a timestep
     for index, mapping in enumerate(mappings):
         core = (_accumulator_core(mapping, rasters[index]) if mapping.accumulators
-                else _core(mapping, rasters[index], rasters[index + 1]))
+                else _core(mapping, rasters[index], rasters[index + 1], arrival))
+        slots = mapping.slot_neurons()
+        arrival = slots[slots < mapping.n_out]
         processes += [core, _emitter(mapping, rasters[index + 1])]
     processes.append(_sink())
     pending = [next(process) for process in processes]

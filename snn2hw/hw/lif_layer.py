@@ -389,22 +389,32 @@ class DenseLIFLayer(wiring.Component):
                     next_mask()
 
     def _conv_integration(self, m: Module, weights, mem_rd, write_valid, write_group) -> "_ConvTaps":
-        """The conv layer's integration: for each input spike, one cycle per kernel offset (ky, kx) and channel
-        block j (in kernel word order), three pipeline stages: S0 reads the row and column ROMs (the first group
-        of the output row / column the offset reaches, if any) at the spike's decoded row and column bases; S1
-        adds them and j to the group, reads its membrane and the kernel word; S2 (the dense write-back,
-        ``write_valid`` / ``write_group``) adds the word. Consecutive offsets reach distinct groups; a group
-        read in S1 while S2 writes it sees the new value (transparent read)."""
+        """The conv layer's integration: for each input spike, one cycle per channel block j and kernel offset
+        (ky, kx) through which it reaches an output (blocks innermost, then kx, then ky, each offset a step of
+        the stride from the first that reaches one; at least one cycle), three pipeline stages: S0 reads the
+        row and column ROMs (the first group of the output row / column the offset reaches, if any) at the
+        spike's decoded row and column bases; S1 adds them and j to the group, reads its membrane and the
+        kernel word; S2 (the dense write-back, ``write_valid`` / ``write_group``) adds the word. Consecutive
+        offsets reach distinct groups; a group read in S1 while S2 writes it sees the new value (transparent
+        read)."""
         mp, conv = self.mapping, self.mapping.conv
         (channels, height, width), (kh, kw), (sh, sw) = conv.in_shape, conv.kernel, conv.stride
         top, left = conv.padding[0], conv.padding[1]
         _, out_h, out_w = conv.out_shape
         blocks, offsets = mp.channel_blocks, mp.kernel_offsets
+        row_reach, col_reach = mp.conv_reach()
+        cycles = mp.input_integration_cycles()
         word_bits = max(1, (mp.weight_words - 1).bit_length())
-        decode_layout = data.StructLayout({"kernel": word_bits, "row": range(max(height * kh, 2)),
-                                           "column": range(max(width * kw, 2))})
-        decode_init = [{"kernel": c * offsets * blocks, "row": y * kh, "column": x * kw}
-                       for c in range(channels) for y in range(height) for x in range(width)]
+        decode_layout = data.StructLayout({
+            "kernel": word_bits, "row": range(max(height * kh, 2)), "column": range(max(width * kw, 2)),
+            "column_span": range(max(kw, 2)), "rest": range(max(mp.integration_cycles, 2)), "single": 1})
+        decode_init = []
+        for index, spike_cycles in enumerate(cycles.tolist()):
+            c, y, x = index // (height * width), index // width % height, index % width
+            (ky, _), (kx, nx) = row_reach[y], col_reach[x]
+            decode_init.append({"kernel": (c * offsets + ky * kw + kx) * blocks, "row": y * kh + ky,
+                                "column": x * kw + kx, "column_span": max(nx - 1, 0) * sw,
+                                "rest": spike_cycles - 1, "single": int(spike_cycles == 1)})
         m.submodules.input_decode = decode = memory.Memory(shape=decode_layout, depth=mp.n_in, init=decode_init)
         decode_rd = decode.read_port()
         target = data.StructLayout({"hit": 1, "group": range(max(mp.groups, 2))})
@@ -532,23 +542,29 @@ def shift_add_product(value, factor: int):
 class _ConvTaps:
     """The counters and pipeline registers of a conv layer's integration (see
     :meth:`DenseLIFLayer._conv_integration`): :meth:`start` on taking a spike, :meth:`step` in each
-    integration cycle; ``last`` is high in a spike's last one."""
+    integration cycle; ``last`` is high in a spike's last one. The offsets are counted from the spike's first
+    reaching one (``dy``, ``dx``); its decoded word says how far the columns go and how many cycles follow
+    the first."""
 
     def __init__(self, m: Module, decode_rd, row_rd, col_rd, weights, mem_rd, write_valid, write_group, mp):
         self.m, self.decode_rd, self.mp = m, decode_rd, mp
-        kh, kw = mp.conv.kernel
+        (kh, kw), (sh, sw) = mp.conv.kernel, mp.conv.stride
         blocks = mp.channel_blocks
-        self.ky, self.kx = Signal(range(max(kh, 2)), name="tap_ky"), Signal(range(max(kw, 2)), name="tap_kx")
+        self.dy, self.dx = Signal(range(kh + sh), name="tap_dy"), Signal(range(kw + sw), name="tap_dx")
         self.j = Signal(range(max(blocks, 2)), name="tap_block")
-        self.r = Signal(range(max(mp.integration_cycles, 2)), name="tap")
-        self.last = Signal(name="tap_last")         # registered: the offset being read is the spike's last
+        self.row_word = Signal(range((kh + sh) * kw * blocks), name="tap_row_word")   # dy * kw * blocks
+        self.first = Signal(name="tap_first")       # the spike's first integration cycle
+        self.left = Signal.like(decode_rd.data.rest, name="tap_left")   # cycles after the current one
+        self.then_last = Signal(name="tap_then_last")   # registered: the next cycle is the spike's last
+        self.last = Signal(name="tap_last")
+        m.d.comb += self.last.eq(Mux(self.first, decode_rd.data.single, self.then_last))
         s1_valid, s1_block = Signal(name="s1_valid"), Signal.like(self.j, name="s1_block")
         s1_word = Signal.like(decode_rd.data.kernel, name="s1_word")
         self.s0_active = Signal(name="s0_active")
-        m.d.comb += [decode_rd.en.eq(0), row_rd.addr.eq(decode_rd.data.row + self.ky),
-                     col_rd.addr.eq(decode_rd.data.column + self.kx)]
+        m.d.comb += [decode_rd.en.eq(0), row_rd.addr.eq(decode_rd.data.row + self.dy),
+                     col_rd.addr.eq(decode_rd.data.column + self.dx)]
         m.d.sync += [s1_valid.eq(self.s0_active), s1_block.eq(self.j),
-                     s1_word.eq(decode_rd.data.kernel + self.r)]
+                     s1_word.eq(decode_rd.data.kernel + self.row_word + self.dx * blocks + self.j)]
         hit = Signal(name="s1_hit")
         m.d.comb += hit.eq(s1_valid & row_rd.data.hit & col_rd.data.hit)
         with m.If(s1_valid):
@@ -556,23 +572,23 @@ class _ConvTaps:
         m.d.sync += [write_valid.eq(hit), write_group.eq(row_rd.data.group + col_rd.data.group + s1_block)]
 
     def start(self, index) -> None:
-        """Take spike ``index``: decode it, offsets from (0, 0, block 0)."""
+        """Take spike ``index``: decode it, offsets from its first reaching one, block 0."""
         self.m.d.comb += [self.decode_rd.addr.eq(index), self.decode_rd.en.eq(1)]
-        self.m.d.sync += [self.ky.eq(0), self.kx.eq(0), self.j.eq(0), self.r.eq(0),
-                          self.last.eq(self.mp.integration_cycles == 1)]
+        self.m.d.sync += [self.dy.eq(0), self.dx.eq(0), self.j.eq(0), self.row_word.eq(0), self.first.eq(1)]
 
     def step(self) -> None:
-        """One offset and block of the current spike (S0); ``last`` is set in its last cycle."""
-        m, blocks, (kh, kw) = self.m, self.mp.channel_blocks, self.mp.conv.kernel
-        cycles = self.mp.integration_cycles
+        """One offset and block of the current spike (S0); ``last`` is high in its last cycle."""
+        m, blocks, mp = self.m, self.mp.channel_blocks, self.mp
+        (_, kw), (sh, sw) = mp.conv.kernel, mp.conv.stride
+        left = Mux(self.first, self.decode_rd.data.rest, self.left)
         m.d.comb += self.s0_active.eq(1)
-        m.d.sync += [self.r.eq(self.r + 1), self.last.eq(self.r == cycles - 2 if cycles >= 2 else 1)]
+        m.d.sync += [self.first.eq(0), self.left.eq(left - 1), self.then_last.eq(left == 1)]
         with m.If(self.j == blocks - 1):
             m.d.sync += self.j.eq(0)
-            with m.If(self.kx == kw - 1):
-                m.d.sync += [self.kx.eq(0), self.ky.eq(self.ky + 1)]
+            with m.If(self.dx == self.decode_rd.data.column_span):
+                m.d.sync += [self.dx.eq(0), self.dy.eq(self.dy + sh), self.row_word.eq(self.row_word + sh * kw * blocks)]
             with m.Else():
-                m.d.sync += self.kx.eq(self.kx + 1)
+                m.d.sync += self.dx.eq(self.dx + sw)
         with m.Else():
             m.d.sync += self.j.eq(self.j + 1)
 

@@ -23,8 +23,9 @@ its kernel instead (``conv``): ``lanes`` = K / m output channels of one position
 ``channel_blocks``, a power of two), group ``g = p * m + j`` holding channels ``j * lanes .. j * lanes + lanes - 1``
 of position p, i.e. neurons ``(j * lanes + k) * P + p`` (:meth:`LayerMapping.slot_neurons`; the per-neuron words
 follow that order); the weight memory holds the kernel, ``C * kh * kw * m`` words, word ``((c * kh + ky) * kw +
-kx) * m + j`` = ``kernel[j * lanes + k, c, ky, kx]``, in block RAM. An input spike costs one cycle per kernel
-offset and channel block (``integration_cycles``), whatever part of its receptive field is inside the map.
+kx) * m + j`` = ``kernel[j * lanes + k, c, ky, kx]``, in block RAM. An input spike costs one cycle per channel
+block and kernel offset through which it reaches an output (at least one cycle,
+:meth:`LayerMapping.input_integration_cycles`).
 
 A dense layer may integrate wider than it fires (``integration_lanes`` > ``lanes``, :attr:`LayerMapping.accumulators`):
 each timestep's current then sums in flip-flop accumulators, one per neuron, ``integration_lanes`` of them per
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..conv_geometry import ConvGeometry
+from ..conv_geometry import ConvGeometry, reaching_offsets
 from ..errors import QuantizationError
 from ..ir import Layer, Network
 from .quantize import signed_bits
@@ -145,9 +146,26 @@ class LayerMapping:
 
     @property
     def integration_cycles(self) -> int:
-        """Cycles the core integrates one input spike for: one per group (dense) or per kernel offset and
-        channel block (conv)."""
+        """The most cycles the core integrates one input spike for: one per weight group (dense) or per kernel
+        offset and channel block (conv); see :meth:`input_integration_cycles`."""
         return self.kernel_offsets * self.channel_blocks if self.conv is not None else self.weight_groups
+
+    def input_integration_cycles(self) -> np.ndarray:
+        """Cycles the core integrates a spike of each input for (conv: one per kernel offset that reaches an
+        output, at least one, times the channel blocks)."""
+        if self.conv is None:
+            return np.full(self.n_in, self.integration_cycles)
+        channels, height, width = self.conv.in_shape
+        rows, cols = self.conv_reach()
+        per_position = np.outer([count for _, count in rows], [count for _, count in cols]).ravel()
+        return np.tile(np.maximum(per_position, 1) * self.channel_blocks, channels)
+
+    def conv_reach(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """A conv layer's :func:`~snn2hw.conv_geometry.reaching_offsets` per input row and per input column."""
+        (_, height, width), (kh, kw), (sh, sw) = self.conv.in_shape, self.conv.kernel, self.conv.stride
+        _, out_h, out_w = self.conv.out_shape
+        return (reaching_offsets(height, kh, sh, self.conv.padding[0], out_h),
+                reaching_offsets(width, kw, sw, self.conv.padding[1], out_w))
 
     @property
     def fire_cycles(self) -> int:

@@ -62,11 +62,11 @@ def _better(network: Network, trial: tuple[LayerMapping, ...], current: tuple[La
 
 def busy_cycles(mapping: LayerMapping, spikes: float, timesteps: int) -> float:
     """A layer core's cycles per inference for ``spikes`` input spikes over ``timesteps`` (integration and
-    fire passes, not counting waits). An accumulator core integrates beside its fire pass, one pass per
-    integration group: with several groups the busier of the two sets the pace; with one, the fire pass
-    waits for the pass and the pass for the fire pass."""
+    fire passes, not counting waits; a conv layer's spikes spread evenly over its inputs). An accumulator
+    core integrates beside its fire pass, one pass per integration group: with several groups the busier of
+    the two sets the pace; with one, the fire pass waits for the pass and the pass for the fire pass."""
     if not mapping.accumulators:
-        return spikes * mapping.integration_cycles + timesteps * mapping.fire_cycles
+        return spikes * float(mapping.input_integration_cycles().mean()) + timesteps * mapping.fire_cycles
     passes = mapping.weight_groups
     integration = spikes * passes + timesteps * (passes + 1)
     fire = timesteps * (mapping.fire_cycles + 1)
