@@ -24,13 +24,14 @@ cycles). Costs per layer core (G = groups):
   timestep and closes the cycle after (counted one cycle later); the fire pass, from the cycle after its last
   hand-over (the first: G + 1), reads fire group r at the later of the cycle after group r - 1's read and the
   cycle its needed passes count; five cycles after the last group's read, the spike buffer is offered;
-* the emitter, given the buffer at cycle h, looks for groups (of slots,
-  :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) with spikes from h+1, ``SKIP_WINDOW`` groups
-  per cycle: each window it passes without one costs a cycle; a group with spikes costs a cycle to read its
-  mask (counted from h+1 for the first) and one to load it, then its spikes are offered one per cycle (each
-  the cycle after the previous one moved); the end-of-timestep beat is offered the cycle after the last
-  group's last beat (at h+2 without spikes), and the emitter can take the next buffer the cycle after that
-  beat moved.
+* the emitter, given the buffer at cycle h, reads the masks of the groups with spikes (of slots,
+  :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) in ``SKIP_WINDOW``-group windows: group i's at
+  f_i = the later of f_(i-1) + 1 (h + 1 for the first) plus a cycle per window without spikes before its
+  window (from window 0 for the first, else after the previous group's window) and the cycle its
+  predecessor's mask was taken; a mask read at f is taken at the later of f + 1 and the cycle the
+  previous group's last beat moved, and its spikes are offered one per cycle from the cycle after (each the
+  cycle after the previous one moved); the end-of-timestep beat is offered the cycle after the last beat (at
+  h+2 without spikes), and the emitter can take the next buffer the cycle after that beat moved.
 
 The host offers its beats back to back from cycle 1 and always takes output beats; ``done`` is seen the
 cycle after the final end-of-timestep beat leaves. Activity comes from the golden model's trace.
@@ -105,23 +106,25 @@ def _accumulator_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Proce
 
 
 def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
-    """The emitting part of a layer core: per handed-over timestep, finds the groups with spikes (a cycle
-    per window without any) and sends one beat per spike, then the end-of-timestep beat."""
+    """The emitting part of a layer core (:class:`~snn2hw.hw.spike_emitter.SpikeEmitter`): per handed-over
+    timestep, its fetcher reads the masks of the groups with spikes, its sender sends one beat per spike,
+    then the end-of-timestep beat."""
     slots = mapping.slot_neurons()
-    window = min(SKIP_WINDOW, mapping.groups)
     ready = 0
     for out_step in output_raster:
-        cycle = (yield ("recv", ready)) + 2                   # the first search and mask read the cycle after
+        handed = yield ("recv", ready)
         per_group = np.append(out_step, 0)[slots].reshape(mapping.groups, mapping.lanes).sum(axis=1)
-        position = -1
+        fetched, window, taken, beat = handed, 0, handed, handed   # the last fetch, its window, take, beat
         for group in np.flatnonzero(per_group).tolist():
-            cycle += max(0, -(-(group - position) // window) - 1)   # windows passed without spikes
-            position = group
-            cycle += 1                                        # the mask is loaded; beats from the next cycle
-            count = int(per_group[group])
-            for _ in range(count):
-                cycle = (yield ("send", cycle)) + 1
-        ready = (yield ("send", cycle)) + 1
+            # one read per cycle; windows without spikes before this group's cost a cycle each; the slot must
+            # be free or taken in the same cycle
+            fetched = max(fetched + 1 + max(0, group // SKIP_WINDOW - window - (fetched > handed)), taken)
+            window = group // SKIP_WINDOW
+            taken = max(beat, fetched + 1)    # with the previous group's last beat, or when the mask arrives
+            beat = taken
+            for _ in range(int(per_group[group])):
+                beat = yield ("send", beat + 1)
+        ready = (yield ("send", max(beat, handed + 1) + 1)) + 1
 
 
 def _sink() -> _Process:

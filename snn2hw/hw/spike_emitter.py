@@ -7,7 +7,7 @@ it into events (see :mod:`snn2hw.hw.events`), lowest neuron first, then the end-
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Module, Signal
 
 __all__ = ["lowest_set_bit", "SpikeEmitter", "SKIP_WINDOW"]
 
@@ -25,61 +25,64 @@ def lowest_set_bit(m: Module, bits: Signal, lanes: int) -> tuple[Signal, Signal]
     return remaining, lane
 
 
-SKIP_WINDOW = 4     # groups the emitter looks ahead for the next group with spikes, per cycle
+SKIP_WINDOW = 4     # groups with spikes the emitter picks from per cycle; a window without any costs a cycle
+
+
+def _first_set(m: Module, bits) -> tuple[Signal, Signal]:
+    """``(index, others)``: the lowest set bit of the few ``bits`` and ``bits`` without it, as a priority
+    choice (one LUT level per output bit; no carry chain)."""
+    index, others = Signal(range(max(len(bits), 2))), Signal(len(bits))
+    for k in reversed(range(len(bits))):
+        with m.If(bits[k]):
+            m.d.comb += [index.eq(k), others.eq(bits & (((1 << len(bits)) - 1) ^ (1 << k)))]
+    return index, others
 
 
 class SpikeEmitter:
     """Sends the spikes of the handed-over half of a layer's spike buffer, then the end-of-timestep beat.
 
     The core calls :meth:`hand_over` in the cycle it hands a half over and :meth:`emit` once to build the
-    emitter. Costs: per group with spikes, one cycle to read its mask (the first from the cycle after the
-    hand-over) and one to load it, then one per spike beat; the emitter moves to the next group with spikes at
-    once if it lies within :data:`SKIP_WINDOW` groups, else spends a cycle per window it passes; the
-    end-of-timestep beat follows the last group with spikes.
+    emitter. Two parts work side by side:
 
-    Every value on the path to the buffer's read address is a register: the beat's lane, the group's spikes
-    after it and whether there are any are computed when the mask is loaded and after each beat, and the next
-    group to read (``ahead_*``) one cycle before it is read: at the hand-over, when a mask is loaded (the
-    cycle before its beats) and when a window is passed. The lowest-set-bit logic stays off the path from the
-    consumer's ``ready`` to the next mask read and off the path into the consumer."""
+    * the fetcher walks the groups with spikes, :data:`SKIP_WINDOW` groups (a window) at a time, and reads the
+      next one's mask in any cycle the read port's output (the *slot*) is free or being taken: one group per
+      cycle, the next window from the cycle after the current one's last group was read; a window without
+      spikes costs a cycle (none after the last group with spikes);
+    * the sender takes the mask from the slot (the cycle it arrives, or with its current group's last beat)
+      and offers one beat per cycle from the cycle after; back-to-back groups leave no gap.
+
+    The end-of-timestep beat is offered the cycle after the last beat (two cycles after the hand-over without
+    spikes). Everything on the paths to the buffer's read address and into the consumer is a register or one
+    LUT level from one: the window's first group, the beat's lane, the group's other spikes."""
 
     def __init__(self, m: Module, groups: int, lanes: int):
         self._m, self._groups, self._lanes = m, groups, lanes
-        self._window = min(SKIP_WINDOW, groups)
         self._group_bits = len(Signal(range(max(groups, 2))))
-        self._none = (1 << self._group_bits) - 1          # `group` before the first: all ones, one below 0
-        self.group = Signal(self._group_bits, init=self._none)   # the group read last
-        # Bit g: the group g + 1 after `group` has spikes (shifted down as the emitter moves on).
-        self.with_spikes = Signal(groups, name="groups_to_emit")
-        self._ahead_hit = Signal()                        # a group within the window after `group` has spikes
-        self._ahead_group = Signal(self._group_bits)      # the first of them
-        self._ahead_shift = Signal(range(self._window + 1))  # how far `with_spikes` shifts to reach it
-
-    def _look_ahead(self, window_bits, group, passed: int = 0) -> None:
-        """Register the first group with spikes after ``group`` + ``passed``, given the window's bits
-        ``window_bits`` (bit k: group ``group + passed + 1 + k``). The distances are a priority choice over the
-        window's few bits, so the only carry chain is one add to ``group``."""
-        m = self._m
-        shift = Signal(range(self._window + 1))           # the distance from `group + passed`
-        offset = Signal(range(passed + self._window + 1))  # the distance from `group`
-        for k in reversed(range(self._window)):
-            with m.If(window_bits[k]):
-                m.d.comb += [shift.eq(k + 1), offset.eq(passed + k + 1)]
-        m.d.sync += [self._ahead_hit.eq(window_bits != 0), self._ahead_group.eq(group + offset),
-                     self._ahead_shift.eq(shift)]
+        windows = -(-groups // SKIP_WINDOW)
+        # The groups with spikes not yet read: of the current window (bit k: group window_index * 4 + k) and
+        # of the windows after it (bit k: the k-th group after the current window).
+        self.window = Signal(SKIP_WINDOW, name="emit_window")
+        self.later = Signal(max(groups - SKIP_WINDOW, 1), name="emit_later")
+        self.window_index = Signal(range(windows + 1), name="emit_window_index")
+        self.later_any = Signal(name="emit_later_any")   # later != 0, registered
 
     def hand_over(self, groups_with_spikes: Signal) -> None:
         """Take the groups with spikes of the half being handed over (bit g: group g has spikes)."""
-        self._m.d.sync += self.with_spikes.eq(groups_with_spikes)
-        self._look_ahead(groups_with_spikes[:self._window], self._none)
+        later = groups_with_spikes[SKIP_WINDOW:]
+        self._m.d.sync += [self.window.eq(groups_with_spikes[:SKIP_WINDOW]), self.later.eq(later),
+                           self.later_any.eq(later != 0), self.window_index.eq(0)]
 
     def emit(self, mask_rd, full: Signal, emit_last: Signal, out,
              neuron_of=lambda group, lane, lanes: group * lanes + lane) -> None:
         """Send the spikes of the handed-over half (``mask_rd`` reads it at ``Cat(group, half)``), then the
         end-of-timestep beat (``last`` = ``emit_last``) on stream ``out``; clear ``full`` when that beat is
         taken. A spike in ``lane`` of ``group`` is neuron ``neuron_of(group, lane, lanes)``."""
-        m, lanes, window, group, with_spikes = self._m, self._lanes, self._window, self.group, self.with_spikes
+        m, lanes, window, later = self._m, self._lanes, self.window, self.later
         half = Signal()
+        slot_full = Signal()                              # mask_rd.data holds the mask of `slot_group`, unsent
+        slot_group = Signal(self._group_bits)
+        sending = Signal()                                # a beat of `group` is offered
+        group = Signal(self._group_bits)
         lane = Signal(range(max(lanes, 2)))               # the spike being sent: its lane
         rest = Signal(lanes)                              # the group's spikes after it
         rest_empty = Signal()                             # rest == 0
@@ -89,38 +92,37 @@ class SpikeEmitter:
             others, lowest = lowest_set_bit(m, mask, lanes)
             m.d.sync += [lane.eq(lowest), rest.eq(others), rest_empty.eq(others == 0)]
 
-        def next_group():
-            """Read the mask of the next group with spikes, pass a window without any, or end the timestep."""
-            with m.If(self._ahead_hit):
-                m.d.comb += mask_rd.addr.eq(Cat(self._ahead_group, half))
-                m.d.sync += [group.eq(self._ahead_group), with_spikes.eq(with_spikes >> self._ahead_shift)]
-                m.next = "SCAN"
-            with m.Else():      # pass the window (moot if the timestep ends: END resets `group`)
-                m.d.sync += [group.eq(group + window), with_spikes.eq(with_spikes >> window)]
-                self._look_ahead(Cat(with_spikes[window:], Const(0, window))[:window], group, window)
-                with m.If(with_spikes != 0):
-                    m.next = "SKIP"
-                with m.Else():
-                    m.next = "END"
+        finishing = Signal()                              # the group's last beat moves now
+        take = Signal()                                   # the sender takes the slot's mask now
+        fetch = Signal()                                  # the fetcher reads the window's first group now
+        m.d.comb += [finishing.eq(sending & out.ready & rest_empty),
+                     take.eq(slot_full & (~sending | finishing)),
+                     fetch.eq((window != 0) & (~slot_full | take))]
+        first, others = _first_set(m, window)
+        fetch_group = Signal(self._group_bits)
+        m.d.comb += [fetch_group.eq(Cat(first, self.window_index)), mask_rd.en.eq(fetch),
+                     mask_rd.addr.eq(Cat(fetch_group, half))]
+        m.d.sync += slot_full.eq(fetch | (slot_full & ~take))
+        with m.If(fetch):
+            m.d.sync += [slot_group.eq(fetch_group), window.eq(others)]
+        with m.If((window == 0) & self.later_any | fetch & (others == 0)):    # on to the next window
+            m.d.sync += [window.eq(later[:SKIP_WINDOW]), later.eq(later >> SKIP_WINDOW),
+                         self.later_any.eq(later[SKIP_WINDOW:] != 0), self.window_index.eq(self.window_index + 1)]
+        with m.If(take):
+            load(mask_rd.data)
+            m.d.sync += [group.eq(slot_group), sending.eq(1)]
+        with m.Elif(sending & out.ready):
+            load(rest)
+            with m.If(rest_empty):
+                m.d.sync += sending.eq(0)
 
         with m.FSM(name="emitter"):
-            with m.State("IDLE"):
-                with m.If(full):
-                    next_group()
-            with m.State("SKIP"):
-                next_group()
-            with m.State("SCAN"):                         # `group`'s mask is on mask_rd.data
-                load(mask_rd.data)
-                self._look_ahead(with_spikes[:window], group)
-                m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += [out.valid.eq(1), out.payload.index.eq(neuron_of(group, lane, lanes))]
-                with m.If(out.ready):
-                    load(rest)
-                    with m.If(rest_empty):
-                        next_group()
+                m.d.comb += [out.valid.eq(sending), out.payload.index.eq(neuron_of(group, lane, lanes))]
+                with m.If(full & (window == 0) & ~self.later_any & ~slot_full & (~sending | finishing)):
+                    m.next = "END"
             with m.State("END"):
                 m.d.comb += [out.valid.eq(1), out.payload.eot.eq(1), out.payload.last.eq(emit_last)]
                 with m.If(out.ready):
-                    m.d.sync += [full.eq(0), half.eq(~half), group.eq(self._none)]
-                    m.next = "IDLE"
+                    m.d.sync += [full.eq(0), half.eq(~half)]
+                    m.next = "SEND"
