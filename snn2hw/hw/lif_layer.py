@@ -586,7 +586,8 @@ class _ConvTaps:
         with m.If(self.j == blocks - 1):
             m.d.sync += self.j.eq(0)
             with m.If(self.dx == self.decode_rd.data.column_span):
-                m.d.sync += [self.dx.eq(0), self.dy.eq(self.dy + sh), self.row_word.eq(self.row_word + sh * kw * blocks)]
+                m.d.sync += [self.dx.eq(0), self.dy.eq(self.dy + sh),
+                             self.row_word.eq(self.row_word + sh * kw * blocks)]
             with m.Else():
                 m.d.sync += self.dx.eq(self.dx + sw)
         with m.Else():

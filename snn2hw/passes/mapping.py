@@ -32,8 +32,8 @@ each timestep's current then sums in flip-flop accumulators, one per neuron, ``i
 cycle, which the fire pass reads and clears group by group; the weight words are then ``integration_lanes``
 wide (``weight_lanes``), ``weight_groups = ceil(n_out / integration_lanes)`` per crossbar row, and an input spike
 costs ``weight_groups`` cycles, one in each integration group's pass, which overlap the fire pass (see
-:mod:`snn2hw.hw.lif_layer`); not with a dense recurrence. Weights that are all -1 or +1 (``binary_weights``) are stored as one bit b
-(the weight is 2b - 1).
+:mod:`snn2hw.hw.lif_layer`); not with a dense recurrence. Weights that are all -1 or +1 (``binary_weights``)
+are stored as one bit b (the weight is 2b - 1).
 
 Weight placement: lanes ``[0, spram_lanes)`` of every weight word live in single-port SPRAM blocks
 (iCE40 UP5K ``SB_SPRAM256KA``, 16 bits x 16384 words each, not initialised by the bitstream: their
