@@ -11,12 +11,12 @@ of the final timestep), where ``B = max(1, ceil(log2(neurons)))``. On the line e
 board ignores them on input). Input beats use the input population's ``B`` (``neurons = n_in``), output
 beats the output population's (``neurons = n_out``). For ``neurons <= 64`` a beat is one byte.
 
-One inference, for input spikes ``x[T, n_in]``, host -> board: for t = 0 .. T-1, one beat per spiking
-input neuron of timestep t (``index`` ascending, ``eot = last = 0``), then the end-of-timestep beat
-(``eot = 1``, ``index = 0``, ``last = 1`` only for t = T-1). Board -> host: the same format for the output
-spikes, i.e. for each timestep the indices of the spiking output neurons (ascending), then that timestep's
-end-of-timestep beat; the inference's reply ends with the beat having ``eot = last = 1``. The number of
-timesteps is set by the host only (by where it puts ``last``).
+One inference, for input spikes ``x[T, n_in]``, host -> board: for t = 0 .. T-1, one beat per spiking input neuron
+of timestep t (``index`` ascending, ``eot = last = 0``), then the end-of-timestep beat (``eot = 1``, ``index = 0``,
+``last = 1`` only for t = T-1). Board -> host: the same format for the output spikes, i.e. for each timestep the
+indices of the spiking output neurons (in the order of :mod:`snn2hw.hw.events`), then that timestep's
+end-of-timestep beat; the inference's reply ends with the beat having ``eot = last = 1``. The number of timesteps
+is set by the host only (by where it puts ``last``).
 
 Framing. When the board is idle (after reset, and after it has queued the final output beat of an
 inference) and a complete input beat is waiting, it starts a new inference (clearing every neuron's state)

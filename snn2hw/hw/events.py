@@ -1,8 +1,9 @@
 """Spike event streams: the address-event representation used between the host and layers.
 
-A stream carries, per timestep, one beat per spiking neuron (``index``, ascending) and then one
-end-of-timestep beat (``eot`` = 1). The end-of-timestep beat of an inference's final timestep also has
-``last`` = 1. Beats are packed LSB first: ``index`` (``index_bits`` wide), then ``eot``, then ``last``.
+A stream carries, per timestep, one beat per spiking neuron (``index``, ascending; from a convolution, position by
+position, each position's channels ascending) and then one end-of-timestep beat (``eot`` = 1). The end-of-timestep
+beat of an inference's final timestep also has ``last`` = 1. Beats are packed LSB first: ``index`` (``index_bits``
+wide), then ``eot``, then ``last``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A layer core writes each timestep's spikes as ``groups`` masks of ``lanes`` bits (bit k of mask g: neuron
 g*lanes + k fired) into one half of a double-buffered spike buffer and hands the half over; the emitter turns
-it into events (see :mod:`snn2hw.hw.events`), lowest neuron first, then the end-of-timestep beat.
+it into events (see :mod:`snn2hw.hw.events`) in slot order (a dense layer's lowest neuron first), then the
+end-of-timestep beat.
 """
 
 from __future__ import annotations
