@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import QuantizationError
 
-__all__ = ["ConvGeometry", "output_size", "window_taps", "scatter_kernel", "reaching_offsets"]
+__all__ = ["ConvGeometry", "output_size", "window_taps", "scatter_kernel", "reached_output", "reaching_offsets"]
 
 
 def output_size(size: int, kernel: int, stride: int, before: int, after: int, dilation: int = 1) -> int:
@@ -53,13 +53,20 @@ def window_taps(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple[i
     return taps
 
 
+def reached_output(i: int, k: int, stride: int, before: int, out: int) -> int | None:
+    """Along one axis, the output that input coordinate ``i`` reaches through kernel offset ``k``: ``(i + before
+    - k) / stride`` when that is whole and in ``[0, out)``, else None."""
+    o, rest = divmod(i + before - k, stride)
+    return o if rest == 0 and 0 <= o < out else None
+
+
 def reaching_offsets(size: int, kernel: int, stride: int, before: int, out: int) -> list[tuple[int, int]]:
     """Per input coordinate ``i < size`` along one axis: ``(first, count)``, the kernel offsets through which
-    it reaches an output, ``first, first + stride, ..., first + (count - 1) * stride`` (output ``(i + before -
-    k) / stride``, whole and below ``out``); ``(0, 0)`` when it reaches none."""
+    it reaches an output (:func:`reached_output`), ``first, first + stride, ..., first + (count - 1) * stride``;
+    ``(0, 0)`` when it reaches none."""
     reach = []
     for i in range(size):
-        offsets = [k for k in range(kernel) if (i + before - k) % stride == 0 and 0 <= (i + before - k) // stride < out]
+        offsets = [k for k in range(kernel) if reached_output(i, k, stride, before, out) is not None]
         reach.append((offsets[0], len(offsets)) if offsets else (0, 0))
     return reach
 

@@ -58,6 +58,7 @@ from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..conv_geometry import reached_output
 from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
@@ -404,10 +405,7 @@ class DenseLIFLayer(wiring.Component):
         blocks, offsets = mp.channel_blocks, mp.kernel_offsets
         row_reach, col_reach = mp.conv_reach()
         cycles = mp.input_integration_cycles()
-        word_bits = max(1, (mp.weight_words - 1).bit_length())
-        decode_layout = data.StructLayout({
-            "kernel": word_bits, "row": range(max(height * kh, 2)), "column": range(max(width * kw, 2)),
-            "column_span": range(max(kw, 2)), "rest": range(max(mp.integration_cycles, 2)), "single": 1})
+        decode_layout = data.StructLayout(mp.conv_decode_fields())
         decode_init = []
         for index, spike_cycles in enumerate(cycles.tolist()):
             c, y, x = index // (height * width), index // width % height, index % width
@@ -421,13 +419,8 @@ class DenseLIFLayer(wiring.Component):
 
         def reach(size, kernel, stride, pad, out, scale):
             """Per input index and kernel offset: the output index it reaches times ``scale``, or no hit."""
-            table = []
-            for i in range(size):
-                for k in range(kernel):
-                    o, rest = divmod(i + pad - k, stride)
-                    hit = rest == 0 and 0 <= o < out
-                    table.append({"hit": int(hit), "group": o * scale if hit else 0})
-            return table
+            reached = [reached_output(i, k, stride, pad, out) for i in range(size) for k in range(kernel)]
+            return [{"hit": int(o is not None), "group": o * scale if o is not None else 0} for o in reached]
 
         m.submodules.row_groups = rows = memory.Memory(shape=target, depth=max(height * kh, 2),
                                                       init=reach(height, kh, sh, top, out_h, out_w * blocks))

@@ -57,7 +57,7 @@ class SpikeEmitter:
     LUT level from one: the window's first group, the beat's lane, the group's other spikes."""
 
     def __init__(self, m: Module, groups: int, lanes: int):
-        self._m, self._groups, self._lanes = m, groups, lanes
+        self._m, self._lanes = m, lanes
         self._group_bits = len(Signal(range(max(groups, 2))))
         windows = -(-groups // SKIP_WINDOW)
         # The groups with spikes not yet read: of the current window (bit k: group window_index * 4 + k) and

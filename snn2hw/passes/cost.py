@@ -118,12 +118,12 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
 
 def conv_roms(mapping: LayerMapping) -> list[tuple[str, int, int]]:
     """(name, width, depth) of a conv layer core's address ROMs (:mod:`snn2hw.hw.lif_layer`): per input neuron
-    its kernel, row and column bases; per input row and kernel row the output row's first group (or none), and
-    likewise per column."""
-    (channels, height, width), (kh, kw) = mapping.conv.in_shape, mapping.conv.kernel
+    its decode word (:meth:`LayerMapping.conv_decode_fields`); per input row and kernel row the output row's
+    first group (or none), and likewise per column."""
+    (_, height, width), (kh, kw) = mapping.conv.in_shape, mapping.conv.kernel
     groups_bits = max(1, (mapping.groups - 1).bit_length())
-    base_bits = sum(max(1, (n - 1).bit_length()) for n in (mapping.weight_words, height * kh, width * kw))
-    return [("input_decode", base_bits, mapping.n_in), ("row_groups", groups_bits + 1, height * kh),
+    decode_bits = sum(mapping.conv_decode_fields().values())
+    return [("input_decode", decode_bits, mapping.n_in), ("row_groups", groups_bits + 1, height * kh),
             ("column_groups", groups_bits + 1, width * kw)]
 
 

@@ -59,6 +59,11 @@ SPRAM_WIDTH = 16      # bits per SB_SPRAM256KA word
 SPRAM_DEPTH = 16384   # words per SB_SPRAM256KA
 
 
+def _index_bits(count: int) -> int:
+    """Unsigned bits for the values 0 .. count - 1 (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -155,10 +160,18 @@ class LayerMapping:
         output, at least one, times the channel blocks)."""
         if self.conv is None:
             return np.full(self.n_in, self.integration_cycles)
-        channels, height, width = self.conv.in_shape
         rows, cols = self.conv_reach()
         per_position = np.outer([count for _, count in rows], [count for _, count in cols]).ravel()
-        return np.tile(np.maximum(per_position, 1) * self.channel_blocks, channels)
+        return np.tile(np.maximum(per_position, 1) * self.channel_blocks, self.conv.in_shape[0])
+
+    def conv_decode_fields(self) -> dict[str, int]:
+        """Bits of each field of a conv core's decode word (one per input, :mod:`snn2hw.hw.lif_layer`): the
+        kernel word, row-ROM and column-ROM bases of its first reaching offsets, the column span of its
+        reaching offsets, the integration cycles after its first, and whether it has only one."""
+        (_, height, width), (kh, kw) = self.conv.in_shape, self.conv.kernel
+        return {"kernel": _index_bits(self.weight_words), "row": _index_bits(height * kh),
+                "column": _index_bits(width * kw), "column_span": _index_bits(kw),
+                "rest": _index_bits(self.integration_cycles), "single": 1}
 
     def conv_reach(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """A conv layer's :func:`~snn2hw.conv_geometry.reaching_offsets` per input row and per input column."""
