@@ -1,9 +1,12 @@
+import numpy as np
 import pytest
 
 from snn2hw.backends.boards import board_names, load_board
 from snn2hw.backends.resources import board_budget, check_fit, ebr_blocks, estimate_resources
 from snn2hw.passes.cost import network_cost
-from snn2hw.passes.placement import LOGIC_MARGIN, place_network
+from snn2hw.conv_geometry import ConvGeometry
+from snn2hw.ir import Layer, Network, Reset
+from snn2hw.passes.placement import LOGIC_MARGIN, busy_cycles, place_network
 from snn2hw.errors import ResourceError
 from snn2hw.passes.mapping import map_network
 
@@ -66,3 +69,24 @@ def test_auto_placement_integrates_a_busy_layer_into_accumulators_when_the_board
     # without a logic budget (Verilog only) no accumulators are added
     assert not any(m.accumulators for m in place_network(network, board_budget(load_board("generic")), None,
                                                          spikes=[300.0, 200.0], timesteps=16))
+
+
+
+def test_auto_placement_integrates_a_busy_convolution_by_window_when_the_board_has_room():
+    """A 3x3 convolution on an 8x8 map fed about 19 spikes per timestep: by window (a cycle per spike beside the
+    fire pass) the conv layer is several times less busy than by kernel offset, and the design still fits."""
+    rng = np.random.default_rng(1)
+    geometry = ConvGeometry(in_shape=(1, 8, 8), out_channels=8, kernel=(3, 3))
+    conv = Layer("conv", geometry.lower(rng.integers(-7, 8, (8, 1, 3, 3))), np.zeros(288, np.int64), 224, 8, 8,
+                 Reset.SUBTRACT, conv=geometry)
+    dense = Layer("fc", rng.integers(-7, 8, (10, 288)), np.zeros(10, np.int64), 224, 8, 8, Reset.SUBTRACT)
+    network, board = Network((conv, dense), state_bits=12), load_board("ice40")
+    mappings = place_network(network, board_budget(board), None, spikes=[300.0, 900.0], timesteps=16)
+    assert mappings[0].window and mappings[0].weight_memory_bits == 0
+    by_offset = place_network(network, board_budget(board), 8)[0]      # fixed lanes: by kernel offset
+    assert not by_offset.window
+    assert 3 * busy_cycles(mappings[0], 300.0, 16) < busy_cycles(by_offset, 300.0, 16)
+    check_fit(network, mappings, board)
+    # without a logic budget (Verilog only) a convolution integrates by kernel offset
+    assert not any(m.window for m in place_network(network, board_budget(load_board("generic")), None,
+                                                   spikes=[300.0, 900.0], timesteps=16))

@@ -3,6 +3,7 @@ ONNX, compiled for ice40 and simulated in Verilator (``snn2hw simulate``): bit-e
 reference of the integer contract, and with the golden model."""
 
 import numpy as np
+import pytest
 
 from cli_helpers import run_cli
 from conv_models import export_spatial_onnx, make_spatial_step_module, reference_outputs
@@ -30,9 +31,11 @@ def test_conv_pool_model_rtl_equals_pytorch_reference(tmp_path):
     assert np.array_equal(np.load(tmp_path / "rtl.npy"), expected)
 
 
-def test_a_16x16_map_with_8_channels_fits_the_ice40_on_the_weight_shared_core(tmp_path):
-    """Unrolled, this conv would be a 2048 x 256 matrix; weight-shared it is 9 kernel words, and its layer core
-    integrates each input spike in 9 cycles (one per kernel offset), all in Verilator as the reference says."""
+@pytest.mark.parametrize("lanes", ["8", "auto"])
+def test_a_16x16_map_with_8_channels_fits_the_ice40_on_the_weight_shared_core(tmp_path, lanes):
+    """Unrolled, this conv would be a 2048 x 256 matrix. With 8 lanes its weight memory is 9 kernel words and its
+    layer core integrates each input spike in up to 9 cycles (one per kernel offset); placed automatically it
+    integrates by window, the kernel in logic, a cycle per spike. Both in Verilator as the reference says."""
     import json
 
     shape, spec = (1, 16, 16), [("conv", 8, 3, 1, 1), ("lif", 0.5, 2.0, "subtract"), ("flatten",), ("fc", 4),
@@ -40,9 +43,12 @@ def test_a_16x16_map_with_8_channels_fits_the_ice40_on_the_weight_shared_core(tm
     module = make_spatial_step_module(shape, spec, seed=3)
     out = tmp_path / "out"
     run_cli("compile", export_spatial_onnx(module, tmp_path / "m.onnx", dynamo=False), "--board", "ice40", "-o",
-            out, "--timesteps", 6, "--state-bits", 10, check=0)
+            out, "--timesteps", 6, "--state-bits", 10, "--lanes", lanes, check=0)
     conv = json.loads((out / "network.json").read_text())["mappings"][0]
-    assert conv["lanes"] == 8 and conv["groups"] == 256 and conv["weight_memory_bits"] == 9 * 8 * conv["weight_bits"]
+    assert conv["lanes"] == 8 and conv["groups"] == 256
+    by_window = lanes == "auto"
+    assert conv.get("window", False) == by_window
+    assert conv["weight_memory_bits"] == (0 if by_window else 9 * 8 * conv["weight_bits"])
     rng = np.random.default_rng(4)
     spikes = (rng.random((3, 6, 256)) < 0.15).astype(np.uint8)
     np.save(tmp_path / "in.npy", spikes)

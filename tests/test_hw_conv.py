@@ -1,7 +1,7 @@
 """The weight-shared convolution core (a layer with :attr:`snn2hw.ir.Layer.conv`) in Amaranth's simulator and
 in Verilator: spikes, the membrane readout and cycles exactly as the golden model and the cycle model say, for
-strides, asymmetric padding, channel blocks, Synaptic neurons and per-neuron thresholds; its kernel memory is
-the kernel, not the unrolled matrix."""
+strides, asymmetric padding, channel blocks, Synaptic neurons and per-neuron thresholds, integrating by kernel
+offset or by window; its kernel memory is the kernel, not the unrolled matrix."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from snn2hw.backends.cycle_model import batch_cycles
 from snn2hw.conv_geometry import ConvGeometry, window_taps
 from snn2hw.ir import Layer, Network, Reset
 from snn2hw.passes.cost import network_cost
-from snn2hw.passes.mapping import conv_lanes, map_network
+from snn2hw.passes.mapping import conv_lanes, map_layer, map_network
 from snn2hw.verify.amaranth_sim import simulate_amaranth
 
 
@@ -30,8 +30,8 @@ def conv_then_dense(seed, **geometry):
     return Network((conv, dense), state_bits=8)
 
 
-def check(network, lanes, seed, samples=3, steps=6):
-    mappings = map_network(network, lanes)
+def check(network, lanes, seed, samples=3, steps=6, window=False):
+    mappings = tuple(map_layer(layer, lanes, window=window) for layer in network.layers)
     spikes = (np.random.default_rng(seed).random((samples, steps, network.n_in)) < 0.4).astype(np.uint8)
     trace = golden.run(network, spikes)
     assert 0 < trace.spikes[0].mean() < 1
@@ -46,19 +46,49 @@ def check(network, lanes, seed, samples=3, steps=6):
     (4, {}), (2, {}), (1, {"stride": (2, 1), "padding": (0, 1, 2, 0)}),
     (4, {"kernel": (2, 3), "stride": (2, 2), "padding": (1, 0, 1, 0)}),
 ], ids=["all-channels", "two-blocks", "stride-2x1-asymmetric-padding", "kernel-2x3-stride-2"])
-def test_conv_layer_bit_exact_and_cycle_exact(lanes, geometry):
-    mappings = check(conv_then_dense(len(geometry) + lanes, **geometry), lanes, seed=lanes)
+@pytest.mark.parametrize("window", [False, True], ids=["by-offset", "by-window"])
+def test_conv_layer_bit_exact_and_cycle_exact(lanes, geometry, window):
+    mappings = check(conv_then_dense(len(geometry) + lanes, **geometry), lanes, seed=lanes, window=window)
     conv = mappings[0]
-    assert conv.lanes == lanes and conv.channel_blocks == 4 // lanes
-    assert conv.integration_cycles == conv.kernel_offsets * conv.channel_blocks
+    assert conv.lanes == lanes and conv.channel_blocks == 4 // lanes and conv.window == window
+    assert conv.integration_cycles == (1 if window else conv.kernel_offsets * conv.channel_blocks)
 
 
 @pytest.mark.parametrize("lanes", [2, 4])
-def test_conv_as_last_layer_synaptic_per_neuron_thresholds_zero_reset(lanes):
+@pytest.mark.parametrize("window", [False, True], ids=["by-offset", "by-window"])
+def test_conv_as_last_layer_synaptic_per_neuron_thresholds_zero_reset(lanes, window):
     rng = np.random.default_rng(lanes)
     layer = conv_layer(rng, "c1", (1, 4, 4), 4, alpha_q=128, reset=Reset.ZERO,
                        threshold=rng.integers(2, 6, 64))
-    check(Network((layer,), state_bits=8), lanes, seed=lanes + 10)
+    check(Network((layer,), state_bits=8), lanes, seed=lanes + 10, window=window)
+
+
+def test_by_window_a_spike_costs_one_cycle_and_the_fire_pass_overlaps_the_next_timestep():
+    """Dense input: by kernel offset each spike costs up to 9 cycles; by window one, with each timestep's current
+    pass and the next one's spikes beside the fire pass and the emitter, so well under the spikes, the fire passes
+    and the output beats back to back."""
+    rng = np.random.default_rng(5)
+    network = Network((conv_layer(rng, "conv", (1, 6, 6), 4),), state_bits=8)
+    spikes = np.ones((1, 5, 36), np.uint8)
+    trace = golden.run(network, spikes)
+    by_offset, by_window = (map_layer(network.layers[0], 4, window=window) for window in (False, True))
+    result = simulate_amaranth(network, (by_window,), spikes, max_cycles=20_000)[0]
+    assert np.array_equal(result.raster, trace.output[0])
+    assert [result.cycles] == batch_cycles(network, (by_window,), spikes, trace)
+    assert result.cycles < 0.7 * (5 * (36 + by_window.fire_cycles) + trace.output.sum())
+    assert 2 * result.cycles < batch_cycles(network, (by_offset,), spikes, trace)[0]
+
+
+def test_by_window_the_kernel_is_logic_and_the_currents_are_double_buffered():
+    rng = np.random.default_rng(0)
+    network = Network((conv_layer(rng, "conv", (1, 6, 6), 8),), state_bits=10)
+    mapping = map_layer(network.layers[0], 8, window=True)
+    assert mapping.weight_memory_bits == 0 and mapping.to_json()["window"] is True
+    memories = {memory.name: memory for memory in network_cost(network, (mapping,)).memories}
+    assert "weights" not in memories and "input_decode" not in memories
+    assert memories["currents"].width == 8 * mapping.acc_bits and memories["currents"].depth >= 2 * mapping.groups
+    by_offset = network_cost(network, (map_layer(network.layers[0], 8),))
+    assert network_cost(network, (mapping,)).logic_cells > by_offset.logic_cells
 
 
 def test_kernel_memory_holds_the_kernel_not_the_unrolled_matrix():

@@ -105,6 +105,26 @@ def _accumulator_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Proce
         fire_ready = (yield ("send", cycle + 1)) + 1     # stage D of the last group, then the hand-over
 
 
+def _window_core(mapping: LayerMapping, input_raster: np.ndarray) -> _Process:
+    """The integrating and firing parts of a conv core integrating by window
+    (:class:`~snn2hw.hw.conv_window.ConvWindow`): its spikes are taken back to back, an end-of-timestep once the
+    previous current pass has left the summing bitmap and the timestep two before has been released; the
+    fire pass of t starts once its current pass is complete and the previous hand-over is done."""
+    groups = mapping.groups
+    integrator = 1              # the next event may be taken from this cycle
+    summing_free = 1            # an end-of-timestep may be taken from this cycle: no current pass reads S0
+    released = [1, 1]           # ... and from this one: the timestep two before has released its half
+    fire_ready = groups + 1     # the fire pass may start from this cycle (after the clear)
+    for t, in_step in enumerate(input_raster):
+        for _ in range(int(in_step.sum())):
+            integrator = (yield ("recv", integrator)) + 1
+        end = yield ("recv", max(integrator, summing_free, released[t % 2]))
+        integrator, summing_free = end + 1, end + groups + 1         # S0 in cycles end + 1 .. end + groups
+        start = max(fire_ready, end + groups + 4)                    # the last S3 write counts from here
+        released[t % 2] = start + FIRE_STAGES + groups               # the release in the last group's cycle
+        fire_ready = (yield ("send", start + FIRE_STAGES + groups)) + 1
+
+
 def _emitter(mapping: LayerMapping, output_raster: np.ndarray) -> _Process:
     """The emitting part of a layer core (:class:`~snn2hw.hw.spike_emitter.SpikeEmitter`): per handed-over
     timestep, its fetcher reads the masks of the groups with spikes, its sender sends one beat per spike,
@@ -138,8 +158,12 @@ def inference_cycles(mappings: tuple[LayerMapping, ...], rasters: list[np.ndarra
     processes = [_host(rasters[0])]
     arrival = np.arange(rasters[0].shape[1])        # the order a layer's input spikes arrive in a timestep
     for index, mapping in enumerate(mappings):
-        core = (_accumulator_core(mapping, rasters[index]) if mapping.accumulators
-                else _core(mapping, rasters[index], rasters[index + 1], arrival))
+        if mapping.accumulators:
+            core = _accumulator_core(mapping, rasters[index])
+        elif mapping.window:
+            core = _window_core(mapping, rasters[index])
+        else:
+            core = _core(mapping, rasters[index], rasters[index + 1], arrival)
         slots = mapping.slot_neurons()
         arrival = slots[slots < mapping.n_out]
         processes += [core, _emitter(mapping, rasters[index + 1])]

@@ -82,13 +82,14 @@ class CompiledDesign:
 
 
 def _load_mappings(network: Network, description: dict) -> tuple[LayerMapping, ...]:
-    """The layer mappings as compiled: per-layer lanes, SPRAM lanes, integration lanes and the one-bit weight
-    encoding from ``network.json`` (a design compiled before that encoding existed keeps its two-bit weights)."""
+    """The layer mappings as compiled: per-layer lanes, SPRAM lanes, integration lanes, the one-bit weight
+    encoding and a convolution's integration by window from ``network.json`` (a design compiled before that encoding existed keeps its two-bit weights)."""
     entries = description["mappings"]
     if len(entries) != len(network.layers):
         raise ValueError(f"{len(entries)} mappings for {len(network.layers)} layers")
     return tuple(map_layer(layer, int(entry["lanes"]), int(entry.get("spram_lanes", 0)),
-                           int(entry.get("integration_lanes", 0)), bool(entry.get("binary_weights", False)))
+                           int(entry.get("integration_lanes", 0)), bool(entry.get("binary_weights", False)),
+                           bool(entry.get("window", False)))
                  for layer, entry in zip(network.layers, entries))
 
 

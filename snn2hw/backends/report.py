@@ -48,7 +48,8 @@ def build_report(network: Network, mappings: tuple[LayerMapping, ...], board: Bo
         placed = [memory for memory in memories if memory.layer == layer.name]
         weights_in = [memory.kind for memory in placed if memory.name.startswith("weights")]
         layers.append({"name": layer.name, "neurons": layer.n_out, "fan_in": layer.n_in,
-                       "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in), "lanes": mapping.lanes,
+                       "weight_bits": mapping.weight_bits, "memory": "+".join(weights_in) or "logic",
+                       "lanes": mapping.lanes,
                        "spram_lanes": mapping.spram_lanes, "groups": mapping.groups, "acc_bits": mapping.acc_bits,
                        "integration_lanes": mapping.weight_lanes, "cycles_per_input_spike": mapping.integration_cycles,
                        "membrane_bits": width, "neuron": layer.neuron, "reset": layer.reset.value,

@@ -43,7 +43,10 @@ Other neurons of :mod:`snn2hw.ir` use the same pipeline:
   channels of one position (:mod:`snn2hw.passes.mapping`); an input spike is decoded by a ROM into its kernel
   word base and its row and column, then each kernel offset and channel block takes a cycle in a three-stage
   pipeline (row/column ROMs -> the reached group's membrane and the kernel word -> write-back), one more cycle
-  drains it before the fire pass, and the emitter numbers a slot's neuron in C,H,W order;
+  drains it before the fire pass, and the emitter numbers a slot's neuron in C,H,W order; integrated by window
+  (:mod:`snn2hw.hw.conv_window`), the conv core has no weight memory: a :class:`~.conv_window.ConvWindow` takes
+  the events and computes each timestep's currents, and the fire pass waits in WAIT for a complete timestep,
+  adds a group's current in stage A, as with accumulators, and releases the timestep after its last group;
 * a zero reset that clears the whole new membrane (RLeaky, Synaptic) reads the previous timestep's spike from
   the other half of the spike buffer with the stage-A words and forces ``v = 0`` (so ``s = 0``) in stage B.
 
@@ -63,6 +66,7 @@ from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
 from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
+from .conv_window import ConvWindow
 from .spike_emitter import SpikeEmitter, lowest_set_bit
 from .weight_memory import WeightMemory, load_stream
 
@@ -108,11 +112,13 @@ class DenseLIFLayer(wiring.Component):
         hi = (1 << (self.state_bits - 1)) - 1
         whole_clear, dense_recurrent = layer.clears_whole_membrane, layer.recurrence == "dense"
 
-        weights = WeightMemory(layer, mp, self.spram_primitive)
+        weights = None if mp.window else WeightMemory(layer, mp, self.spram_primitive)
+        beside = mp.accumulators or mp.window      # integration runs beside the fire pass
         # A membrane word is read in the cycle it is written only when one group is integrated (the next
-        # spike's read meets the last write) and in a conv layer's integration; elsewhere the write comes
-        # first, so other cores drop the bypass (it lies on the path from the FSM state to the read data).
-        same_cycle = mp.conv is not None or (mp.groups == 1 and not mp.accumulators)
+        # spike's read meets the last write) and in a conv layer's integration by kernel offset; elsewhere the
+        # write comes first, so other cores drop the bypass (it lies on the path from the FSM state to the read
+        # data).
+        same_cycle = (mp.conv is not None and not mp.window) or (mp.groups == 1 and not beside)
         mem_wr, mem_rd = self._state_memory(m, "membrane", width, transparent=same_cycle)
         read_ports = [mem_rd]    # the words the fire pass reads for a group, all at the same address
         if mp.has_bias:
@@ -162,12 +168,17 @@ class DenseLIFLayer(wiring.Component):
         integ_valid = Signal()
         integ_group = Signal.like(group)
         m.d.sync += integ_valid.eq(0)
-        stall = Signal()       # accumulators: the fire pass waits for the integration of the group it reads
+        stall = Signal()       # beside: the fire pass waits for the integration of the group it reads
         if mp.accumulators:
             accumulated = self._accumulators(m, weights, integ_valid, integ_group)
             integrator = _Integrator(m, self.i_events, weights, integ_valid, integ_group, mp)
             accumulated.block_on(integrator.lag_next)
             m.d.comb += [self.idle.eq(integrator.waiting), stall.eq(accumulated.blocked)]
+        elif mp.window:
+            m.submodules.window = window = ConvWindow(layer, mp)
+            wiring.connect(m, wiring.flipped(self.i_events), window.i_events)
+            m.d.comb += [self.idle.eq(window.idle), stall.eq(~window.ready), window.en.eq(~stall)]
+        if beside:
             for port in read_ports + ([own_rd] if whole_clear else []):
                 m.d.comb += port.en.eq(~stall)      # a stalled fire pass keeps the words it read
         else:
@@ -175,13 +186,15 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += [mem_wr.addr.eq(integ_group), mem_wr.en.eq(1)]
                 for k in range(lanes):
                     m.d.comb += mem_wr.data[k].eq(mem_rd.data[k] + weights.data[k])
-        conv_tap = self._conv_integration(m, weights, mem_rd, integ_valid, integ_group) if mp.conv else None
+        conv_tap = (self._conv_integration(m, weights, mem_rd, integ_valid, integ_group)
+                    if mp.conv and not mp.window else None)
 
         # The fire pass of one group in four registered pipeline stages: A adds the bias (and accumulators) to
         # the integrated membrane, B saturates and decides the spike, C applies the leak, D the reset for the
         # next timestep and writes back. Consecutive groups overlap.
-        stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0)
-                   + (accumulated.current[k] if mp.accumulators else 0) for k in range(lanes)]
+        currents = accumulated.current if mp.accumulators else window.current if mp.window else None
+        stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) + (currents[k] if beside else 0)
+                   for k in range(lanes)]
         a_regs = [Signal(signed(a_width), name=f"a_u{k}") for k in range(lanes)]
         advance = [reg.eq(value) for reg, value in zip(a_regs, stage_a)]
         # Per lane, each per-neuron parameter as stages B, C and D see it; scalars are constants.
@@ -245,6 +258,8 @@ class DenseLIFLayer(wiring.Component):
                 m.d.comb += port.addr.eq(address)
             if mp.accumulators:
                 accumulated.take(integrator.taken)
+            if mp.window:
+                m.d.comb += window.addr.eq(address)
             if whole_clear:
                 row = Const(address, len(group)) if isinstance(address, int) else address[:len(group)]
                 m.d.comb += own_rd.addr.eq(Cat(row, ~write_half))
@@ -253,6 +268,8 @@ class DenseLIFLayer(wiring.Component):
             m.d.sync += group.eq(group + 1)
             with m.If(last_group):
                 m.d.sync += group.eq(0)
+                if mp.window:
+                    m.d.comb += window.release.eq(1)
                 if dense_recurrent:
                     with m.If(last_step):
                         m.next = "END_STEP"
@@ -264,9 +281,9 @@ class DenseLIFLayer(wiring.Component):
                 m.next = "FIRE"
 
         def unless_stalled():
-            """The body of a cycle that reads the fire pass's next group: with accumulators, skipped (and the
-            pipeline held) while that group is not integrated yet."""
-            if not mp.accumulators:
+            """The body of a cycle that reads the fire pass's next group: with integration beside, skipped (and
+            the pipeline held) while that group is not integrated yet."""
+            if not beside:
                 return contextlib.nullcontext()
             return m.If(~stall)
 
@@ -281,10 +298,10 @@ class DenseLIFLayer(wiring.Component):
                 with m.If(last_group):
                     m.d.sync += group.eq(0)
                     m.next = "WAIT"
-            if mp.accumulators:
+            if beside:
                 with m.State("WAIT"):                     # the integrator works on its own; wait for group 0
                     with unless_stalled():
-                        m.d.sync += last_step.eq(integrator.last)
+                        m.d.sync += last_step.eq(integrator.last if mp.accumulators else window.last)
                         fire_reads(0)
                         m.next = "FIRE_PRIME_1"
             else:
@@ -342,6 +359,9 @@ class DenseLIFLayer(wiring.Component):
         # weight memory is outside it: its SPRAM contents and `loaded` survive every inference.
         outer = Module()
         outer.submodules.core = ResetInserter(self.clear)(m)
+        if weights is None:
+            outer.d.comb += self.loaded.eq(1)
+            return outer
         outer.submodules.weights = weights
         wiring.connect(outer, wiring.flipped(self.w_load), weights.load)
         outer.d.comb += self.loaded.eq(weights.loaded)

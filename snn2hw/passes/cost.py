@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import Network
-from .mapping import LayerMapping, ceil_div
+from .mapping import LayerMapping, ceil_div, index_bits
 
 __all__ = ["Budget", "MemoryCost", "NetworkCost", "layer_memories", "network_cost", "block_rams", "per_neuron_logic",
-           "DEFAULT_BLOCK_SHAPES"]
+           "window_logic", "DEFAULT_BLOCK_SHAPES"]
 
 DEFAULT_BLOCK_SHAPES = ((16, 256), (8, 512), (4, 1024), (2, 2048))   # iCE40 SB_RAM40_4K [width, depth]
 BLOCK_COST = 64
@@ -31,6 +31,11 @@ LC_PER_PRODUCT_BIT = 1
 # a share of the fire pass's group multiplexer, plus one cell per weight bit to gate the weight it adds
 # (calibrated on nextpnr builds of B1 and B3 with 128 of them).
 LC_PER_ACCUMULATOR_BIT = 1.9
+# A convolution integrating by window (mapping.window, calibrated on a nextpnr build of B4): per kernel tap
+# and lane, a share of the adder tree per current bit; per selected bit (the kernel's input rows, then the
+# window), its flip-flop and a multiplexer over the output rows or columns, at one cell per three choices.
+LC_PER_TAP_LANE_BIT = 1.0
+LC_PER_SELECT_CHOICE = 1 / 3
 # Per group of a layer's fire pass: its bit in the two registers of groups with spikes (the one being written,
 # the one the emitter shifts down as it moves on) and that shift's multiplexer.
 LC_PER_GROUP = 4
@@ -95,7 +100,10 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
     if mapping.spram_lanes:
         memories.append(MemoryCost(name, "weights_spram", mapping.spram_columns * 16, mapping.weight_words,
                                    "SPRAM", mapping.spram_columns, 0))
-    if mapping.block_ram_lanes:
+    if mapping.window:
+        memories.append(_place(name, "currents", mapping.lanes * mapping.acc_bits, 2 << index_bits(mapping.groups),
+                               True, shapes))
+    elif mapping.block_ram_lanes:
         memories.append(_place(name, "weights", mapping.block_ram_lanes * mapping.weight_bits,
                                mapping.weight_words, False, shapes))
     memories.append(_place(name, "membrane", mapping.lanes * membrane_bits, mapping.groups, True, shapes))
@@ -108,7 +116,7 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
                       ("alpha", mapping.alpha_bits), ("recurrent", mapping.recurrent_bits)):
         if bits:
             memories.append(_place(name, rom, mapping.lanes * bits, mapping.groups, False, shapes))
-    if mapping.conv is not None:
+    if mapping.conv is not None and not mapping.window:
         memories += [_place(name, rom, width, depth, False, shapes) for rom, width, depth in conv_roms(mapping)]
     if mapping.accumulators and mapping.weight_groups > 1:       # the integrator's replay buffer
         memories.append(_place(name, "replay", max(1, (mapping.weight_words - 1).bit_length()), mapping.n_in,
@@ -121,10 +129,21 @@ def conv_roms(mapping: LayerMapping) -> list[tuple[str, int, int]]:
     its decode word (:meth:`LayerMapping.conv_decode_fields`); per input row and kernel row the output row's
     first group (or none), and likewise per column."""
     (_, height, width), (kh, kw) = mapping.conv.in_shape, mapping.conv.kernel
-    groups_bits = max(1, (mapping.groups - 1).bit_length())
+    groups_bits = index_bits(mapping.groups)
     decode_bits = sum(mapping.conv_decode_fields().values())
     return [("input_decode", decode_bits, mapping.n_in), ("row_groups", groups_bits + 1, height * kh),
             ("column_groups", groups_bits + 1, width * kw)]
+
+
+def window_logic(mapping: LayerMapping) -> int:
+    """Logic cells of a convolution's integration by window (:mod:`snn2hw.hw.conv_window`): its two input
+    bitmaps, the row and window selections and the per-lane sums of the kernel's taps."""
+    (channels, _, width), (kh, kw) = mapping.conv.in_shape, mapping.conv.kernel
+    _, out_h, out_w = mapping.conv.out_shape
+    taps = channels * kh * kw
+    selection = channels * kh * width * (1 + LC_PER_SELECT_CHOICE * out_h) + taps * (1 + LC_PER_SELECT_CHOICE * out_w)
+    sums = mapping.lanes * taps * mapping.acc_bits * LC_PER_TAP_LANE_BIT
+    return int(2 * mapping.n_in + selection + sums)
 
 
 def per_neuron_logic(mapping: LayerMapping, state_bits: int) -> int:
@@ -145,6 +164,8 @@ def network_cost(network: Network, mappings: tuple[LayerMapping, ...],
         logic += LC_PER_LAYER + LC_PER_LANE_BIT * mapping.lanes * width + per_neuron_logic(mapping, network.state_bits)
         logic += LC_PER_GROUP * mapping.groups
         logic += sum(memory.logic_cells for memory in placed)
+        if mapping.window:
+            logic += window_logic(mapping)
         if mapping.accumulators:
             logic += int(mapping.n_out * (LC_PER_ACCUMULATOR_BIT * mapping.acc_bits + mapping.weight_value_bits))
     return NetworkCost(tuple(memories), logic)

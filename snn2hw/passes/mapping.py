@@ -25,7 +25,9 @@ of position p, i.e. neurons ``(j * lanes + k) * P + p`` (:meth:`LayerMapping.slo
 follow that order); the weight memory holds the kernel, ``C * kh * kw * m`` words, word ``((c * kh + ky) * kw +
 kx) * m + j`` = ``kernel[j * lanes + k, c, ky, kx]``, in block RAM. An input spike costs one cycle per channel
 block and kernel offset through which it reaches an output (at least one cycle,
-:meth:`LayerMapping.input_integration_cycles`).
+:meth:`LayerMapping.input_integration_cycles`). Integrated by window (``window``, :mod:`snn2hw.hw.conv_window`),
+the kernel is logic instead, no weight memory, and a spike costs one cycle: each timestep's currents are
+computed position by position from its input spikes, beside the fire pass.
 
 A dense layer may integrate wider than it fires (``integration_lanes`` > ``lanes``, :attr:`LayerMapping.accumulators`):
 each timestep's current then sums in flip-flop accumulators, one per neuron, ``integration_lanes`` of them per
@@ -53,13 +55,13 @@ from ..errors import QuantizationError
 from ..ir import Layer, Network
 from .quantize import signed_bits
 
-__all__ = ["LayerMapping", "map_network", "map_layer", "ceil_div", "SPRAM_WIDTH", "SPRAM_DEPTH"]
+__all__ = ["LayerMapping", "map_network", "map_layer", "ceil_div", "index_bits", "SPRAM_WIDTH", "SPRAM_DEPTH"]
 
 SPRAM_WIDTH = 16      # bits per SB_SPRAM256KA word
 SPRAM_DEPTH = 16384   # words per SB_SPRAM256KA
 
 
-def _index_bits(count: int) -> int:
+def index_bits(count: int) -> int:
     """Unsigned bits for the values 0 .. count - 1 (at least 1)."""
     return max(1, (count - 1).bit_length())
 
@@ -90,8 +92,11 @@ class LayerMapping:
     conv: ConvGeometry | None = None
     integration_lanes: int = 0
     binary_weights: bool = False
+    window: bool = False
 
     def __post_init__(self):
+        if self.window and self.conv is None:
+            raise QuantizationError(f"layer {self.name!r}: only a convolution integrates by window")
         if not 1 <= self.lanes <= self.n_out:
             raise QuantizationError(f"layer {self.name!r}: lanes must be in [1, {self.n_out}], got {self.lanes}")
         if self.integration_lanes and (self.conv is not None or self.recurrent_rows
@@ -152,13 +157,15 @@ class LayerMapping:
     @property
     def integration_cycles(self) -> int:
         """The most cycles the core integrates one input spike for: one per weight group (dense) or per kernel
-        offset and channel block (conv); see :meth:`input_integration_cycles`."""
+        offset and channel block (conv; one by window); see :meth:`input_integration_cycles`."""
+        if self.window:
+            return 1
         return self.kernel_offsets * self.channel_blocks if self.conv is not None else self.weight_groups
 
     def input_integration_cycles(self) -> np.ndarray:
         """Cycles the core integrates a spike of each input for (conv: one per kernel offset that reaches an
         output, at least one, times the channel blocks)."""
-        if self.conv is None:
+        if self.conv is None or self.window:
             return np.full(self.n_in, self.integration_cycles)
         rows, cols = self.conv_reach()
         per_position = np.outer([count for _, count in rows], [count for _, count in cols]).ravel()
@@ -169,9 +176,9 @@ class LayerMapping:
         kernel word, row-ROM and column-ROM bases of its first reaching offsets, the column span of its
         reaching offsets, the integration cycles after its first, and whether it has only one."""
         (_, height, width), (kh, kw) = self.conv.in_shape, self.conv.kernel
-        return {"kernel": _index_bits(self.weight_words), "row": _index_bits(height * kh),
-                "column": _index_bits(width * kw), "column_span": _index_bits(kw),
-                "rest": _index_bits(self.integration_cycles), "single": 1}
+        return {"kernel": index_bits(self.weight_words), "row": index_bits(height * kh),
+                "column": index_bits(width * kw), "column_span": index_bits(kw),
+                "rest": index_bits(self.integration_cycles), "single": 1}
 
     def conv_reach(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """A conv layer's :func:`~snn2hw.conv_geometry.reaching_offsets` per input row and per input column."""
@@ -183,9 +190,10 @@ class LayerMapping:
     @property
     def fire_cycles(self) -> int:
         """Cycles from taking an end-of-timestep to offering the spike buffer (without a recurrent pass): a read,
-        three pipeline cycles and one per group, and for a conv layer or accumulators one more to drain the
-        integration."""
-        return 5 + self.groups + (1 if self.conv is not None or self.accumulators else 0)
+        three pipeline cycles and one per group, and for a conv layer integrating by kernel offset or accumulators
+        one more to drain the integration."""
+        drains = (self.conv is not None and not self.window) or self.accumulators
+        return 5 + self.groups + (1 if drains else 0)
 
     def pass_ties(self) -> tuple[list[int], list[list[int]]]:
         """For an accumulator core, per fire group: the integration passes of its timestep it needs (the
@@ -216,7 +224,8 @@ class LayerMapping:
 
     @property
     def weight_memory_bits(self) -> int:
-        return self.weight_words * self.lanes * self.weight_bits
+        """Bits of the weight memory (0 by window: the kernel is logic)."""
+        return 0 if self.window else self.weight_words * self.lanes * self.weight_bits
 
     @property
     def spram_field_bits(self) -> int:
@@ -302,7 +311,8 @@ class LayerMapping:
                                                   ("synaptic", self.synaptic),
                                                   ("channel_blocks", self.conv is not None and self.channel_blocks),
                                                   ("integration_lanes", self.integration_lanes),
-                                                  ("binary_weights", self.binary_weights))
+                                                  ("binary_weights", self.binary_weights),
+                                                  ("window", self.window))
                       if bits}
         return {"name": self.name, "lanes": self.lanes, "groups": self.groups, "weight_bits": self.weight_bits,
                 "acc_bits": self.acc_bits, "bias_bits": self.bias_bits,
@@ -318,11 +328,12 @@ def crossbar(layer: Layer) -> np.ndarray:
 
 
 def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes: int = 0,
-              binary: bool | None = None) -> LayerMapping:
+              binary: bool | None = None, window: bool = False) -> LayerMapping:
     """The shape of ``layer`` with ``lanes`` neurons per cycle (capped at its width); with
     ``integration_lanes`` (> lanes, a dense layer) that many per integration cycle into accumulators; the first
     ``spram_lanes`` of a weight word in SPRAM. Weights that are all -1 or +1 are stored as one bit, unless
-    ``binary`` is False (None: wherever possible)."""
+    ``binary`` is False (None: wherever possible). ``window``: a convolution integrates by window (ignored
+    for other layers)."""
     if lanes < 1:
         raise QuantizationError(f"lanes must be >= 1, got {lanes}")
     conv = layer.conv if layer.recurrent is None else None
@@ -346,6 +357,7 @@ def map_layer(layer: Layer, lanes: int, spram_lanes: int = 0, integration_lanes:
     return LayerMapping(name=layer.name, n_in=layer.n_in, n_out=layer.n_out, lanes=lanes,
                         weight_bits=1 if binary else signed_bits(weight), acc_bits=signed_bits(acc_range),
                         conv=conv, integration_lanes=integration_lanes, binary_weights=binary,
+                        window=window and conv is not None,
                         bias_bits=signed_bits(layer.bias) if has_bias else 0, has_bias=has_bias,
                         spram_lanes=0 if conv is not None else min(spram_lanes, weight_lanes),
                         threshold_bits=_per_neuron_bits(layer.threshold),

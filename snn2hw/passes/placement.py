@@ -32,10 +32,12 @@ UNBOUNDED_MAX_LANES = 16
 MAX_PASSES = 3          # re-picking fire and integration lanes, over all layers
 
 
-def _with_spram(network: Network, lanes: Sequence[int], budget: Budget,
-                integration: Sequence[int] = ()) -> tuple[LayerMapping, ...]:
+def _with_spram(network: Network, lanes: Sequence[int], budget: Budget, integration: Sequence[int] = (),
+                windows: Sequence[bool] = ()) -> tuple[LayerMapping, ...]:
     integration = list(integration) or [0] * len(lanes)
-    mappings = [map_layer(layer, n, 0, i) for layer, n, i in zip(network.layers, lanes, integration)]
+    windows = list(windows) or [False] * len(lanes)
+    mappings = [map_layer(layer, n, 0, i, window=w)
+                for layer, n, i, w in zip(network.layers, lanes, integration, windows)]
     free_columns = budget.spram_blocks
     by_size = sorted(range(len(mappings)), key=lambda i: -mappings[i].weight_memory_bits)
     for index in by_size:
@@ -64,7 +66,10 @@ def busy_cycles(mapping: LayerMapping, spikes: float, timesteps: int) -> float:
     """A layer core's cycles per inference for ``spikes`` input spikes over ``timesteps`` (integration and
     fire passes, not counting waits; a conv layer's spikes spread evenly over its inputs). An accumulator
     core integrates beside its fire pass, one pass per integration group: with several groups the busier of
-    the two sets the pace; with one, the fire pass waits for the pass and the pass for the fire pass."""
+    the two sets the pace; with one, the fire pass waits for the pass and the pass for the fire pass. A
+    convolution integrating by window takes a cycle per event beside its fire passes."""
+    if mapping.window:
+        return max(spikes + timesteps, timesteps * mapping.fire_cycles)
     if not mapping.accumulators:
         return spikes * float(mapping.input_integration_cycles().mean()) + timesteps * mapping.fire_cycles
     passes = mapping.weight_groups
@@ -117,7 +122,7 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
     if budget.logic_cells is None or not network_cost(network, best, budget.block_shapes).fits(budget,
                                                                                                 LOGIC_MARGIN):
         return best
-    limits, integration = list(lanes), [0] * len(lanes)
+    limits, integration, windows = list(lanes), [0] * len(lanes), [False] * len(lanes)
 
     def score(mappings, cost) -> tuple[float, int]:
         """The pace (the layers run as a pipeline, at their busiest one's), then the logic cells."""
@@ -128,20 +133,22 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
     for _ in range(MAX_PASSES):
         changed = False
         for index in sorted(range(len(best)), key=lambda i: -busy_cycles(best[i], spikes[i], timesteps)):
-            if best[index].conv is not None:
-                continue
             widths = _widths(network.layers[index].n_out)
-            choices = [(limits[index], 0)] + [(fire, wide) for fire in widths if fire <= limits[index]
-                                               for wide in widths if wide > fire]
-            for fire, wide in choices:
-                trial_lanes, trial_integration = list(lanes), list(integration)
-                trial_lanes[index], trial_integration[index] = fire, wide
-                mappings = _with_spram(network, trial_lanes, budget, trial_integration)
+            if best[index].conv is not None:      # by kernel offset at its auto lanes, or by window
+                choices = [(limits[index], 0, False)] + [(limits[index] >> i, 0, True)
+                                                         for i in range(limits[index].bit_length())]
+            else:
+                choices = [(limits[index], 0, False)] + [(fire, wide, False) for fire in widths
+                                                         if fire <= limits[index] for wide in widths if wide > fire]
+            for fire, wide, window in choices:
+                trial_lanes, trial_integration, trial_windows = list(lanes), list(integration), list(windows)
+                trial_lanes[index], trial_integration[index], trial_windows[index] = fire, wide, window
+                mappings = _with_spram(network, trial_lanes, budget, trial_integration, trial_windows)
                 cost = network_cost(network, mappings, budget.block_shapes)
                 trial_score = score(mappings, cost)
                 if trial_score < best_score and cost.fits(budget, LOGIC_MARGIN):
                     best, best_score, changed = mappings, trial_score, True
-                    lanes, integration = trial_lanes, trial_integration
+                    lanes, integration, windows = trial_lanes, trial_integration, trial_windows
         if not changed:
             break
     return best
