@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir import Layer
 from ..passes.mapping import LayerMapping
 from .events import event_stream
+from .trees import sum_tree
 
 __all__ = ["ConvWindow"]
 
@@ -119,8 +120,9 @@ class ConvWindow(wiring.Component):
             with m.If(group == groups - 1):
                 m.d.sync += running.eq(0)
 
-        def staged(name, value, width_of=None):
-            reg = Signal.like(width_of if width_of is not None else value, name=name)
+        def staged(name, value):
+            """``value`` registered: as the next stage sees it."""
+            reg = Signal.like(value, name=name)
             m.d.sync += reg.eq(value)
             return reg
 
@@ -159,7 +161,7 @@ class ConvWindow(wiring.Component):
                 per_block = [int(kernel[j * mp.lanes + k, c, ky, kx]) for j in range(blocks)]
                 if any(per_block):
                     terms.append(_weight_if(m, window[t], per_block, s2["block"]))
-            m.d.sync += sums[k].eq(_tree_sum(terms))
+            m.d.sync += sums[k].eq(sum_tree(terms))
         s3 = {name: staged(f"s3_{name}", s2[name]) for name in ("valid", "group", "half")}
         return {**s3, "sums": sums}
 
@@ -176,12 +178,3 @@ def _weight_if(m: Module, bit, per_block: list[int], block):
                 with m.Case(j):
                     m.d.comb += value.eq(w)
     return bit.replicate(bits).as_signed() & value
-
-
-def _tree_sum(terms: list):
-    """The sum of ``terms`` as a balanced tree (0 for none)."""
-    if not terms:
-        return 0
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]

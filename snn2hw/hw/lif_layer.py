@@ -68,6 +68,7 @@ from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
 from .conv_window import ConvWindow
 from .spike_emitter import SpikeEmitter, lowest_set_bit
+from .trees import or_tree
 from .weight_memory import WeightMemory, load_stream
 
 __all__ = ["DenseLIFLayer"]
@@ -664,7 +665,7 @@ class _Accumulators:
         for k in range(lanes):
             terms = [Mux(self.selected[g], self.sums[g * lanes + k], 0) for g in range(self.mp.groups)
                      if g * lanes + k < len(self.sums)]
-            m.d.sync += self.current[k].eq(_or_tree(terms))
+            m.d.sync += self.current[k].eq(or_tree(terms))
         for g in range(self.mp.groups):
             with m.If(self.selected[g]):
                 m.d.sync += [self.sums[i].eq(0) for i in range(g * lanes, min((g + 1) * lanes, len(self.sums)))]
@@ -739,11 +740,3 @@ class _Integrator:
                             m.d.sync += count.eq(0)
                             m.next = "TAKE"
 
-
-def _or_tree(terms: list):
-    """The OR of ``terms`` as a balanced tree (0 for none)."""
-    if not terms:
-        return 0
-    while len(terms) > 1:
-        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
