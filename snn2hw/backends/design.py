@@ -83,7 +83,8 @@ class CompiledDesign:
 
 def _load_mappings(network: Network, description: dict) -> tuple[LayerMapping, ...]:
     """The layer mappings as compiled: per-layer lanes, SPRAM lanes, integration lanes, the one-bit weight
-    encoding and a convolution's integration by window from ``network.json`` (a design compiled before that encoding existed keeps its two-bit weights)."""
+    encoding and a convolution's integration by window from ``network.json`` (a design compiled before the one-bit
+    encoding existed keeps its two-bit weights, one compiled before windows integrates by kernel offset)."""
     entries = description["mappings"]
     if len(entries) != len(network.layers):
         raise ValueError(f"{len(entries)} mappings for {len(network.layers)} layers")

@@ -10,11 +10,13 @@ groups (``lanes = ceil(neurons / ceil(groups / 2))``; a convolution's lanes are 
 number of times, see :func:`.mapping.conv_lanes`: a request that changes nothing ends its growth); keep the step
 if the estimate still fits the board (logic at most :data:`LOGIC_MARGIN` of it; while nothing fits, a step
 that needs fewer block RAMs is kept), else stop growing that layer. Without a logic budget, lanes stop at
-:data:`UNBOUNDED_MAX_LANES`. Then, when the board has a logic budget and the design fits it, each dense layer, busiest
-first (:func:`busy_cycles`), tries its ``auto`` lanes and every pair of fewer fire lanes (that halve its
-groups) with wider integration lanes into flip-flop accumulators (:mod:`.mapping`); a choice is kept if the
-design still fits and the pace (the layers run as a pipeline, at their busiest one's) drops, or stays and the
-logic cells drop. Up to :data:`MAX_PASSES` passes over the layers, until nothing changes.
+:data:`UNBOUNDED_MAX_LANES`. Then, when the board has a logic budget and the design fits it, the layers are
+re-picked, busiest first (:func:`busy_cycles`): a dense layer without a dense recurrence tries its ``auto`` lanes
+and every pair of fewer fire lanes (that halve its groups) with wider integration lanes into flip-flop
+accumulators (:mod:`.mapping`), a convolution its ``auto`` lanes by kernel offset and those lanes or fewer
+(halved) by window; a choice is kept if the design still fits and the pace (the layers run as a pipeline, at
+their busiest one's) drops, or stays and the logic cells drop. Up to :data:`MAX_PASSES` passes over the layers,
+until nothing changes.
 """
 
 from __future__ import annotations
@@ -137,9 +139,11 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
             if best[index].conv is not None:      # by kernel offset at its auto lanes, or by window
                 choices = [(limits[index], 0, False)] + [(limits[index] >> i, 0, True)
                                                          for i in range(limits[index].bit_length())]
-            else:
+            elif network.layers[index].recurrence != "dense":     # (a dense recurrence has no accumulators)
                 choices = [(limits[index], 0, False)] + [(fire, wide, False) for fire in widths
                                                          if fire <= limits[index] for wide in widths if wide > fire]
+            else:
+                continue
             for fire, wide, window in choices:
                 trial_lanes, trial_integration, trial_windows = list(lanes), list(integration), list(windows)
                 trial_lanes[index], trial_integration[index], trial_windows[index] = fire, wide, window
