@@ -24,6 +24,12 @@ cycles). Costs per layer core (G = groups):
   timestep and closes the cycle after (counted one cycle later); the fire pass, from the cycle after its last
   hand-over (the first: G + 1), reads fire group r at the later of the cycle after group r - 1's read and the
   cycle its needed passes count; five cycles after the last group's read, the spike buffer is offered;
+* a convolution integrating by window (:class:`~snn2hw.hw.conv_window.ConvWindow`) takes its spikes from cycle 1,
+  each a cycle after the previous one; the end-of-timestep of t, taken at e once the current pass of t - 1 has
+  run its G cycles (from the cycle after its end-of-timestep) and the fire pass of t - 2 has released its half
+  (counted from s + G + 4, its fire pass having read group 0 at s), starts t's current pass, complete from
+  e + G + 4; the fire pass of t reads group 0 at s, the later of that and the cycle after the previous
+  hand-over, and offers the spike buffer at s + G + 4;
 * the emitter, given the buffer at cycle h, reads the masks of the groups with spikes (of slots,
   :meth:`~snn2hw.passes.mapping.LayerMapping.slot_neurons`) in ``SKIP_WINDOW``-group windows: group i's at
   f_i = the later of f_(i-1) + 1 (h + 1 for the first) plus a cycle per window without spikes before its
