@@ -64,9 +64,9 @@ from amaranth.lib.wiring import In, Out
 from ..conv_geometry import reached_output
 from ..ir import Layer, Reset
 from ..passes.mapping import LayerMapping
+from .conv_window import ConvWindow
 from .events import event_stream
 from .membrane_readout import MembraneFormat, membrane_stream
-from .conv_window import ConvWindow
 from .spike_emitter import SpikeEmitter, lowest_set_bit
 from .trees import or_tree
 from .weight_memory import WeightMemory, load_stream
@@ -190,9 +190,10 @@ class DenseLIFLayer(wiring.Component):
         conv_tap = (self._conv_integration(m, weights, mem_rd, integ_valid, integ_group)
                     if mp.conv and not mp.window else None)
 
-        # The fire pass of one group in four registered pipeline stages: A adds the bias (and accumulators) to
-        # the integrated membrane, B saturates and decides the spike, C applies the leak, D the reset for the
-        # next timestep and writes back. Consecutive groups overlap.
+        # The fire pass of one group in four registered pipeline stages: A adds the bias (and a current
+        # integrated beside: accumulators or a window's) to the integrated membrane, B saturates and decides the
+        # spike, C applies the leak, D the reset for the next timestep and writes back. Consecutive groups
+        # overlap.
         currents = accumulated.current if mp.accumulators else window.current if mp.window else None
         stage_a = [mem_rd.data[k] + (bias_rd.data[k] if mp.has_bias else 0) + (currents[k] if beside else 0)
                    for k in range(lanes)]
