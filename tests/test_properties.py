@@ -16,6 +16,7 @@ from snn2hw import golden
 from snn2hw.backends.cycle_model import batch_cycles
 from snn2hw.backends.design import VERILOG_FILE
 from snn2hw.backends.verilog import emit_verilog
+from snn2hw.conv_geometry import ConvGeometry
 from snn2hw.hw.accelerator import membrane_format
 from snn2hw.ir import Layer, Network, Reset
 from snn2hw.passes.mapping import map_layer
@@ -78,6 +79,46 @@ def test_hardware_in_amaranth_simulation_is_bit_exact_and_cycle_exact(data, lane
     network = data.draw(networks())
     spikes = data.draw(stimuli(network.n_in))
     mappings = mapped(network, lanes, integration_lanes)
+    trace = golden.run(network, spikes)
+    results = simulate_amaranth(network, mappings, spikes, max_cycles=50_000)
+    assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
+    assert np.array_equal(np.stack([r.membranes for r in results]), trace.membranes[-1])
+    assert [r.cycles for r in results] == batch_cycles(network, mappings, spikes, trace)
+
+
+@st.composite
+def conv_networks(draw):
+    """One convolution (random geometry, weights and neuron), alone or followed by a small dense layer."""
+    channels, height, width = draw(st.integers(1, 2)), draw(st.integers(2, 6)), draw(st.integers(2, 6))
+    kernel = (draw(st.integers(1, min(3, height))), draw(st.integers(1, min(3, width))))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, k - 1)) for k in (kernel[0], kernel[1], kernel[0], kernel[1]))
+    geometry = ConvGeometry(in_shape=(channels, height, width), out_channels=draw(st.sampled_from([1, 2, 4])),
+                            kernel=kernel, stride=stride, padding=padding)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    limit = draw(st.integers(1, 7))
+    weight = geometry.lower(rng.integers(-limit, limit + 1, (geometry.out_channels, channels, *kernel)))
+    bias = np.repeat(rng.integers(-2, 3, geometry.out_channels), geometry.positions) if draw(st.booleans()) \
+        else np.zeros(geometry.n_out, np.int64)
+    frac_bits = draw(st.integers(0, 8))
+    layers = [Layer("conv", weight.astype(np.int64), bias, beta_q=draw(st.integers(0, 1 << frac_bits)),
+                    frac_bits=frac_bits, threshold=draw(st.integers(1, 12)), reset=draw(st.sampled_from(list(Reset))),
+                    conv=geometry)]
+    if draw(st.booleans()):
+        layers.append(Layer("fc", rng.integers(-3, 4, (3, geometry.n_out)), np.zeros(3, np.int64), 200, 8, 4,
+                            Reset.SUBTRACT))
+    return Network(tuple(layers), state_bits=draw(st.integers(4, 12)))
+
+
+@settings(max_examples=60)
+@given(data=st.data(), lanes=st.integers(1, 4), window=st.booleans())
+def test_convolutions_in_amaranth_simulation_are_bit_exact_and_cycle_exact(data, lanes, window):
+    """Integrated by kernel offset or by window, any stride and padding, channel blocks, with or without a layer
+    after it."""
+    network = data.draw(conv_networks())
+    spikes = data.draw(stimuli(network.n_in))
+    mappings = tuple(map_layer(layer, lanes, window=window) for layer in network.layers)
+    assert mappings[0].window == window
     trace = golden.run(network, spikes)
     results = simulate_amaranth(network, mappings, spikes, max_cycles=50_000)
     assert np.array_equal(np.stack([r.raster for r in results]), trace.output)
