@@ -26,7 +26,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir import Layer
-from ..passes.mapping import LayerMapping
+from ..passes.mapping import LayerMapping, index_bits
 from .events import event_stream
 from .trees import sum_tree
 
@@ -58,9 +58,9 @@ class ConvWindow(wiring.Component):
         m = Module()
         mp = self.mapping
         groups = mp.groups
-        group_bits = len(Signal(range(max(groups, 2))))
+        group_bits = index_bits(groups)
         m.submodules.currents = currents = memory.Memory(
-            shape=data.ArrayLayout(signed(mp.acc_bits), mp.lanes), depth=2 << group_bits, init=[])
+            shape=data.ArrayLayout(signed(mp.acc_bits), mp.lanes), depth=mp.current_words, init=[])
         write, read = currents.write_port(), currents.read_port()
 
         collecting, summing = Signal(mp.n_in, name="collecting"), Signal(mp.n_in, name="summing")

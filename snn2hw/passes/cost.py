@@ -101,8 +101,8 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
         memories.append(MemoryCost(name, "weights_spram", mapping.spram_columns * 16, mapping.weight_words,
                                    "SPRAM", mapping.spram_columns, 0))
     if mapping.window:
-        memories.append(_place(name, "currents", mapping.lanes * mapping.acc_bits, 2 << index_bits(mapping.groups),
-                               True, shapes))
+        memories.append(_place(name, "currents", mapping.lanes * mapping.acc_bits, mapping.current_words, True,
+                               shapes))
     elif mapping.block_ram_lanes:
         memories.append(_place(name, "weights", mapping.block_ram_lanes * mapping.weight_bits,
                                mapping.weight_words, False, shapes))
@@ -119,8 +119,7 @@ def layer_memories(mapping: LayerMapping, membrane_bits: int, state_bits: int, t
     if mapping.conv is not None and not mapping.window:
         memories += [_place(name, rom, width, depth, False, shapes) for rom, width, depth in conv_roms(mapping)]
     if mapping.accumulators and mapping.weight_groups > 1:       # the integrator's replay buffer
-        memories.append(_place(name, "replay", max(1, (mapping.weight_words - 1).bit_length()), mapping.n_in,
-                               True, shapes))
+        memories.append(_place(name, "replay", index_bits(mapping.weight_words), mapping.n_in, True, shapes))
     return memories
 
 

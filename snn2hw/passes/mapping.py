@@ -223,6 +223,12 @@ class LayerMapping:
         return self.n_in + self.recurrent_rows
 
     @property
+    def current_words(self) -> int:
+        """Depth of a window core's current memory: two halves of ``2^index_bits(groups)`` words, a word
+        addressed by the group, then the half (:mod:`snn2hw.hw.conv_window`)."""
+        return 2 << index_bits(self.groups)
+
+    @property
     def weight_memory_bits(self) -> int:
         """Bits of the weight memory (0 by window: the kernel is logic)."""
         return 0 if self.window else self.weight_words * self.lanes * self.weight_bits

@@ -135,11 +135,11 @@ def _widen_integration(network: Network, budget: Budget, lanes: list[int], spike
     for _ in range(MAX_PASSES):
         changed = False
         for index in sorted(range(len(best)), key=lambda i: -busy_cycles(best[i], spikes[i], timesteps)):
-            widths = _widths(network.layers[index].n_out)
             if best[index].conv is not None:      # by kernel offset at its auto lanes, or by window
                 choices = [(limits[index], 0, False)] + [(limits[index] >> i, 0, True)
                                                          for i in range(limits[index].bit_length())]
             elif network.layers[index].recurrence != "dense":     # (a dense recurrence has no accumulators)
+                widths = _widths(network.layers[index].n_out)
                 choices = [(limits[index], 0, False)] + [(fire, wide, False) for fire in widths
                                                          if fire <= limits[index] for wide in widths if wide > fire]
             else:
